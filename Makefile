@@ -1,0 +1,38 @@
+# Two commands on a fresh clone: `make run` and `make test`. Each builds .venv first if needed.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DB     ?= sqlite:///labeltool.db
+PORT   ?= 8501
+
+.PHONY: run test lint bench sample clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+## Start the app on the bundled sample project (SQLite file labeltool.db).
+run: $(STAMP)
+	$(VENV)/bin/labeltool --db $(DB) import sample_data/predictions.csv --project digits \
+		--categories sample_data/categories.csv
+	$(VENV)/bin/labeltool --db $(DB) serve --port $(PORT)
+
+## Run every test (PostgreSQL ones too when LABELTOOL_TEST_DATABASE_URL is set).
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+## Rebuild sample_data/ from scikit-learn's digits (deterministic).
+sample: $(STAMP)
+	$(PY) sample_data/build_sample.py
+
+clean:
+	rm -rf $(VENV) labeltool.db labeltool.db-wal labeltool.db-shm .pytest_cache

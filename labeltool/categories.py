@@ -1,0 +1,245 @@
+"""Error categories: create, rename, recolour, give a key, archive, and load from a file.
+
+Adding a category mid-review marks the examples already reviewed as "needs re-review":
+the method says to go back over them, since they were never checked for the new pattern.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from labeltool.errors import DuplicateCategory, InvalidInput, UnknownCategory
+from labeltool.models import Category, Example, ReviewState
+
+#: Tableau 10: distinct, colour-blind-friendlier defaults, handed out in order.
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
+#: Keys handed out to new categories, in order, when none is given.
+DEFAULT_KEYS = tuple("1234567890") + tuple("abdefghijklmoqtuvwxyz")
+#: Keys the review screen keeps for itself: Streamlit reserves c and r; n = save and
+#: next, p = previous, s = skip.
+RESERVED_KEYS = frozenset("crnps")
+
+_INCORRECT_LABEL_NAMES = {
+    "incorrectly labeled",
+    "incorrectly labelled",
+    "mislabeled",
+    "mislabelled",
+    "incorrect label",
+    "wrong label",
+    "label error",
+}
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def list_categories(
+    session: Session, *, project_id: int, include_archived: bool = False
+) -> list[Category]:
+    """The project's categories in the order they were created."""
+    query = select(Category).where(Category.project_id == project_id)
+    if not include_archived:
+        query = query.where(Category.archived.is_(False))
+    return list(session.scalars(query.order_by(Category.position, Category.id)))
+
+
+def get_category(session: Session, *, project_id: int, name: str) -> Category:
+    """The category called `name` (case-insensitive), or UnknownCategory."""
+    category = session.scalar(
+        select(Category).where(
+            Category.project_id == project_id, func.lower(Category.name) == name.strip().lower()
+        )
+    )
+    if category is None:
+        known = ", ".join(c.name for c in list_categories(session, project_id=project_id))
+        raise UnknownCategory(f"no category named '{name}' (categories: {known or 'none yet'})")
+    return category
+
+
+def create_category(
+    session: Session,
+    *,
+    project_id: int,
+    name: str,
+    description: str = "",
+    shortcut: str | None = None,
+    colour: str | None = None,
+    marks_incorrect_label: bool | None = None,
+    mark_rereview: bool = True,
+) -> Category:
+    """Add a category; mark the project's reviewed examples "needs re-review" (see module doc)."""
+    name = _clean_name(name)
+    existing = list_categories(session, project_id=project_id, include_archived=True)
+    if any(c.name.lower() == name.lower() for c in existing):
+        raise DuplicateCategory(f"a category named '{name}' already exists")
+    taken = {c.shortcut for c in existing if c.shortcut and not c.archived}
+    if shortcut:
+        shortcut = _check_key(shortcut, taken)
+    else:
+        shortcut = next((k for k in DEFAULT_KEYS if k not in taken), None)
+    if colour is not None and not _COLOUR.match(colour):
+        raise InvalidInput(f"colour '{colour}' is not of the form #rrggbb")
+    category = Category(
+        project_id=project_id,
+        name=name,
+        description=description.strip(),
+        shortcut=shortcut,
+        colour=colour or PALETTE[len(existing) % len(PALETTE)],
+        marks_incorrect_label=(
+            name.lower() in _INCORRECT_LABEL_NAMES
+            if marks_incorrect_label is None
+            else marks_incorrect_label
+        ),
+        position=max((c.position for c in existing), default=-1) + 1,
+    )
+    session.add(category)
+    session.flush()
+    if mark_rereview:
+        mark_reviewed_for_rereview(session, project_id=project_id)
+    return category
+
+
+def update_category(
+    session: Session,
+    *,
+    category_id: int,
+    name: str | None = None,
+    description: str | None = None,
+    shortcut: str | None = None,
+    clear_shortcut: bool = False,
+    colour: str | None = None,
+    archived: bool | None = None,
+    effort: float | None = None,
+    clear_effort: bool = False,
+    marks_incorrect_label: bool | None = None,
+) -> Category:
+    """Change any of a category's settings; None leaves a setting as it is."""
+    category = session.get(Category, category_id)
+    if category is None:
+        raise UnknownCategory(f"no category with id {category_id}")
+    others = [
+        c
+        for c in list_categories(session, project_id=category.project_id, include_archived=True)
+        if c.id != category.id
+    ]
+    if name is not None:
+        name = _clean_name(name)
+        if any(c.name.lower() == name.lower() for c in others):
+            raise DuplicateCategory(f"a category named '{name}' already exists")
+        category.name = name
+    if description is not None:
+        category.description = description.strip()
+    if clear_shortcut:
+        category.shortcut = None
+    elif shortcut:
+        category.shortcut = _check_key(
+            shortcut, {c.shortcut for c in others if c.shortcut and not c.archived}
+        )
+    if colour is not None:
+        if not _COLOUR.match(colour):
+            raise InvalidInput(f"colour '{colour}' is not of the form #rrggbb")
+        category.colour = colour
+    if archived is not None:
+        category.archived = archived
+        if archived:
+            category.shortcut = None  # frees the key for a live category
+    if clear_effort:
+        category.effort = None
+    elif effort is not None:
+        if effort <= 0:
+            raise InvalidInput("effort must be a positive number (e.g. days of work)")
+        category.effort = float(effort)
+    if marks_incorrect_label is not None:
+        category.marks_incorrect_label = marks_incorrect_label
+    session.flush()
+    return category
+
+
+def mark_reviewed_for_rereview(session: Session, *, project_id: int) -> int:
+    """Move every reviewed example of the project to "needs re-review"; return how many."""
+    result = session.execute(
+        update(Example)
+        .where(Example.project_id == project_id, Example.review_state == ReviewState.REVIEWED.value)
+        .values(review_state=ReviewState.NEEDS_REREVIEW.value)
+    )
+    return result.rowcount or 0
+
+
+def load_categories_file(
+    session: Session, path: str | os.PathLike[str], *, project_id: int
+) -> list[Category]:
+    """Create the categories listed in a CSV (`name[,description,shortcut,colour]`) if missing.
+
+    Categories that already exist are left as they are, so loading the file is idempotent.
+    """
+    from labeltool.importing import read_table
+
+    path = Path(path)
+    table = read_table(path)
+    if "name" not in table.columns:
+        raise InvalidInput("required column is missing", file=path.name, row=1, column="name")
+    existing = {
+        c.name.lower()
+        for c in list_categories(session, project_id=project_id, include_archived=True)
+    }
+    created = []
+    for offset, record in enumerate(table.to_dict("records")):
+        name = str(record.get("name", "")).strip()
+        if not name:
+            raise InvalidInput("is empty", file=path.name, row=offset + 2, column="name")
+        if name.lower() in existing:
+            continue
+        try:
+            created.append(
+                create_category(
+                    session,
+                    project_id=project_id,
+                    name=name,
+                    description=str(record.get("description", "") or ""),
+                    shortcut=str(record.get("shortcut", "") or "") or None,
+                    colour=str(record.get("colour", "") or "") or None,
+                )
+            )
+        except (InvalidInput, DuplicateCategory) as exc:
+            raise InvalidInput(str(exc), file=path.name, row=offset + 2) from None
+        existing.add(name.lower())
+    return created
+
+
+# --- private helpers -------------------------------------------------------------------
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("a category needs a name")
+    if len(name) > 100:
+        raise InvalidInput("a category name has at most 100 characters")
+    return name
+
+
+def _check_key(key: str, taken: set[str]) -> str:
+    key = key.strip().lower()
+    if len(key) != 1 or not key.isalnum() or not key.isascii():
+        raise InvalidInput(f"shortcut '{key}' must be one letter or digit")
+    if key in RESERVED_KEYS:
+        raise InvalidInput(
+            f"key '{key}' is kept by the review screen (c, r, n, p, s); choose another"
+        )
+    if key in taken:
+        raise DuplicateCategory(f"key '{key}' already toggles another category")
+    return key

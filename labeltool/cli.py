@@ -1,0 +1,207 @@
+"""The `labeltool` command: a thin shell over the same core functions the pages call.
+
+Every subcommand opens the database given by `--db` (or $LABELTOOL_DB), applies pending
+migrations, runs one transaction, and prints one line. User errors print one clear line on
+stderr and exit 1, with no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from labeltool import __version__
+from labeltool.config import APP_PATH, DB_ENV_VAR, database_url
+from labeltool.db import Database
+from labeltool.errors import LabeltoolError
+
+
+@dataclass
+class _State:
+    url: str
+    _db: Database | None = field(default=None, repr=False)
+
+    def database(self) -> Database:
+        if self._db is None:
+            self._db = Database.open(self.url)
+        return self._db
+
+
+class _Group(click.Group):
+    """Turns our domain errors and database connection failures into one-line messages."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except LabeltoolError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise click.ClickException(
+                f"cannot use the database {_state(ctx).url!r}: {reason}"
+            ) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    metavar="URL",
+    envvar=DB_ENV_VAR,
+    help="SQLAlchemy database URL [env: LABELTOOL_DB; default: sqlite:///labeltool.db]. "
+    "Teams use postgresql+psycopg://user@host/dbname.",
+)
+@click.version_option(__version__, prog_name="labeltool")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Error analysis for image classifiers: tag misclassified dev examples with error
+    categories and rank the categories by how much fixing each could lower the dev error."""
+    ctx.obj = _State(url=database_url(db))
+
+
+@cli.command("import")
+@click.argument("predictions", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--project", required=True, help="Project name (created if new).")
+@click.option(
+    "--images-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder the image paths are relative to [default: the predictions file's folder].",
+)
+@click.option(
+    "--classes",
+    metavar="A,B,...",
+    help="Class names in the model's output order [default: the prob_ columns, "
+    "else the labels seen].",
+)
+@click.option(
+    "--categories",
+    "categories_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV of error categories to create if missing (name[,description,shortcut,colour]).",
+)
+@click.option(
+    "--allow-missing-images",
+    is_flag=True,
+    help="Import rows whose image file is missing instead of refusing the file.",
+)
+@click.pass_obj
+def import_command(
+    state: _State,
+    predictions: Path,
+    project: str,
+    images_root: Path | None,
+    classes: str | None,
+    categories_file: Path | None,
+    allow_missing_images: bool,
+) -> None:
+    """Import a predictions file (CSV or Parquet) into a project, all or nothing.
+
+    Columns: example_id, image, label, prediction; optional confidence, prob_<class>, split.
+    Re-importing is safe: unchanged rows stay, changed predictions are updated.
+    """
+    from labeltool.categories import load_categories_file
+    from labeltool.importing import import_predictions
+
+    db = state.database()
+    with db.begin() as session, _progress_bar("writing examples") as progress:
+        summary = import_predictions(
+            session,
+            predictions,
+            project=project,
+            images_root=images_root,
+            class_names=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+            check_images=not allow_missing_images,
+            progress=progress,
+        )
+        created = []
+        if categories_file is not None:
+            from labeltool.projects import get_project
+
+            project_id = get_project(session, project).id
+            created = load_categories_file(session, categories_file, project_id=project_id)
+    click.echo(str(summary))
+    if created:
+        click.echo(f"categories added: {', '.join(c.name for c in created)}")
+
+
+@cli.command("projects")
+@click.pass_obj
+def projects_command(state: _State) -> None:
+    """List the projects with their dev error rate."""
+    from labeltool.projects import dev_error_rate, list_projects
+
+    with state.database().begin() as session:
+        projects = list_projects(session)
+        if not projects:
+            click.echo("no projects yet: run `labeltool import PREDICTIONS --project NAME`")
+        for project in projects:
+            rate = dev_error_rate(session, project_id=project.id)
+            click.echo(
+                f"{project.name}\t{rate.dev_examples} dev examples\t"
+                f"{rate.misclassified} misclassified\tdev error {rate.dev_error:.1%}"
+            )
+
+
+@cli.command("serve")
+@click.option("--port", default=8501, show_default=True, help="Port to serve on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.pass_obj
+def serve_command(state: _State, port: int, host: str) -> None:
+    """Start the review app (Streamlit) on the chosen database."""
+    state.database().dispose()  # applies migrations before the server starts
+    env = {**os.environ, DB_ENV_VAR: state.url}
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP_PATH),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    click.echo(f"labeltool: serving {state.url} at http://{host}:{port}", err=True)
+    try:
+        raise SystemExit(subprocess.call(command, env=env))
+    except KeyboardInterrupt:
+        raise SystemExit(0) from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="labeltool")
+
+
+# --- private helpers -------------------------------------------------------------------
+
+
+def _state(ctx: click.Context) -> _State:
+    return ctx.find_root().obj
+
+
+class _progress_bar:
+    """A tqdm bar on stderr driven by the core's progress(done, total) callbacks."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.bar = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            if total == 0:
+                return
+            self.bar = tqdm(total=total, desc=self.description, unit="row", file=sys.stderr,
+                            disable=None, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

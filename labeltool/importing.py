@@ -1,0 +1,406 @@
+"""Import a predictions file (CSV or Parquet) into a project, all or nothing.
+
+Columns: `example_id, image, label, prediction`, optional `confidence`, `prob_<class>` and
+`split`. Every row is checked before anything is written; the first problem is raised as
+`InvalidInput` naming the file, the spreadsheet row (header = row 1) and the column, with a
+count of the other rows that have the same problem. Re-importing the same file changes
+nothing; a changed prediction updates its example and keeps its tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from labeltool.config import DEFAULT_SPLIT, SPLITS
+from labeltool.errors import InvalidInput, UnsafePath
+from labeltool.models import Example, Project
+from labeltool.projects import dev_error_rate
+
+REQUIRED_COLUMNS = ("example_id", "image", "label", "prediction")
+OPTIONAL_COLUMNS = ("confidence", "split")
+PROB_PREFIX = "prob_"
+
+#: progress(done, total): called while writing, so the CLI and pages can draw a bar.
+Progress = Callable[[int, int], None]
+
+_CHUNK = 2_000
+
+
+@dataclass
+class ImportSummary:
+    """What an import did, for the CLI's last line and the page's success message."""
+
+    project: str
+    rows: int
+    inserted: int
+    updated: int
+    unchanged: int
+    dev_examples: int
+    misclassified: int
+    class_names: list[str] = field(default_factory=list)
+
+    @property
+    def dev_error(self) -> float:
+        return self.misclassified / self.dev_examples if self.dev_examples else 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"project '{self.project}': {self.rows} rows read, {self.inserted} added, "
+            f"{self.updated} updated, {self.unchanged} unchanged; {self.dev_examples} dev "
+            f"examples, {self.misclassified} misclassified (dev error {self.dev_error:.1%})"
+        )
+
+
+def import_predictions(
+    session: Session,
+    path: str | os.PathLike[str],
+    *,
+    project: str,
+    images_root: str | os.PathLike[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    check_images: bool = True,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Read `path`, validate every row, then create or update `project` and its examples.
+
+    Nothing is written unless every row is valid; the caller's transaction makes the write
+    itself all or nothing.
+    """
+    path = Path(path)
+    root = Path(images_root) if images_root is not None else path.resolve().parent
+    if not root.is_dir():
+        raise InvalidInput(f"images root '{root}' is not a folder", file=str(path))
+    root = root.resolve()
+
+    table = read_table(path)
+    existing_project = session.scalar(select(Project).where(Project.name == project))
+    rows, classes = _validate(
+        table,
+        file=path.name,
+        root=root,
+        explicit_classes=list(class_names) if class_names else None,
+        project_classes=existing_project.class_names if existing_project else None,
+        check_images=check_images,
+    )
+
+    if existing_project is None:
+        existing_project = Project(name=project, class_names=classes, images_root=str(root))
+        session.add(existing_project)
+        session.flush()
+    else:
+        existing_project.class_names = classes
+        existing_project.images_root = str(root)
+    inserted, updated, unchanged = _upsert(session, existing_project.id, rows, progress)
+
+    rate = dev_error_rate(session, project_id=existing_project.id)
+    return ImportSummary(
+        project=project,
+        rows=len(rows),
+        inserted=inserted,
+        updated=updated,
+        unchanged=unchanged,
+        dev_examples=rate.dev_examples,
+        misclassified=rate.misclassified,
+        class_names=classes,
+    )
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file as text cells ("" for empty), or raise InvalidInput."""
+    if not path.is_file():
+        raise InvalidInput("file not found", file=str(path))
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+            frame = frame.astype(object).where(frame.notna(), "")
+            frame = frame.map(_cell_text)
+        else:
+            frame = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8-sig",
+                skipinitialspace=False,
+            )
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"not UTF-8 text ({exc.reason})", file=path.name) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InvalidInput("the file is empty", file=path.name) from exc
+    except pd.errors.ParserError as exc:
+        raise InvalidInput(f"malformed CSV: {exc}".strip(), file=path.name) from exc
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read the file: {exc}", file=path.name) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def shuffle_key(example_id: str) -> int:
+    """A fixed pseudo-random 63-bit number for `example_id`: sorting by it is a fair sample."""
+    digest = hashlib.blake2b(example_id.encode(), digest_size=8, person=b"labeltool").digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def safe_image_path(image: str) -> str:
+    """Normalise `image` to a relative forward-slash path, or raise ValueError if it escapes."""
+    if "\x00" in image:
+        raise ValueError("contains a NUL character")
+    cleaned = image.strip().replace("\\", "/")
+    if not cleaned:
+        raise ValueError("is empty")
+    pure = PurePosixPath(cleaned)
+    if pure.is_absolute() or (len(cleaned) > 1 and cleaned[1] == ":"):
+        raise ValueError(f"'{image}' is an absolute path; give it relative to the images root")
+    parts = [p for p in pure.parts if p not in ("", ".")]
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            raise ValueError(f"'{image}' points outside the images root")
+    return os.path.normpath("/".join(parts)).replace(os.sep, "/")
+
+
+# --- private helpers -------------------------------------------------------------------
+
+
+def _validate(
+    table: pd.DataFrame,
+    *,
+    file: str,
+    root: Path,
+    explicit_classes: list[str] | None,
+    project_classes: list[str] | None,
+    check_images: bool,
+) -> tuple[list[dict], list[str]]:
+    """Check every row; return the rows as dicts ready to write and the class names."""
+    columns = list(table.columns)
+    duplicates = {c for c in columns if columns.count(c) > 1}
+    if duplicates:
+        raise InvalidInput(
+            "appears more than once in the header", file=file, row=1, column=sorted(duplicates)[0]
+        )
+    for column in REQUIRED_COLUMNS:
+        if column not in columns:
+            raise InvalidInput(
+                f"required column is missing (the header has: {', '.join(columns) or 'nothing'})",
+                file=file,
+                row=1,
+                column=column,
+            )
+    if table.empty:
+        raise InvalidInput("has a header but no rows", file=file)
+
+    prob_columns = [c for c in columns if c.startswith(PROB_PREFIX) and len(c) > len(PROB_PREFIX)]
+    prob_classes = [c[len(PROB_PREFIX) :] for c in prob_columns]
+    row_numbers = pd.Series(range(2, len(table) + 2), index=table.index)
+
+    def fail(mask: pd.Series, column: str, message: Callable[[int], str]) -> None:
+        bad = mask[mask].index
+        if len(bad):
+            first = bad[0]
+            raise InvalidInput(
+                message(first),
+                file=file,
+                row=int(row_numbers[first]),
+                column=column,
+                more=len(bad) - 1,
+            )
+
+    text = {c: table[c].astype(str).str.strip() for c in REQUIRED_COLUMNS}
+    for column in REQUIRED_COLUMNS:
+        fail(text[column] == "", column, lambda _i: "is empty")
+
+    repeated = text["example_id"].duplicated(keep="first")
+    fail(
+        repeated,
+        "example_id",
+        lambda i: f"example_id '{text['example_id'][i]}' appears twice in the file",
+    )
+
+    # Class names: prob_ columns, then --classes, then what the file (and project) hold.
+    known = explicit_classes or prob_classes or None
+    if known:
+        known_set = set(known)
+        for column in ("label", "prediction"):
+            fail(
+                ~text[column].isin(known_set),
+                column,
+                lambda i, c=column: (
+                    f"unknown label '{text[c][i]}' (known classes: {', '.join(known)})"
+                ),
+            )
+        classes = list(known)
+    else:
+        seen = sorted(set(text["label"]) | set(text["prediction"]), key=_natural)
+        classes = list(project_classes or [])
+        classes += [c for c in seen if c not in set(classes)]
+
+    confidence = _numbers(table, "confidence", file, row_numbers)
+    probabilities = {
+        c: _numbers(table, col, file, row_numbers)
+        for c, col in zip(prob_classes, prob_columns, strict=True)
+    }
+
+    if "split" in columns:
+        split = table["split"].astype(str).str.strip().replace("", DEFAULT_SPLIT)
+        fail(
+            ~split.isin(SPLITS),
+            "split",
+            lambda i: f"unknown split '{split[i]}' (use one of: {', '.join(SPLITS)})",
+        )
+    else:
+        split = pd.Series(DEFAULT_SPLIT, index=table.index)
+
+    images: list[str] = []
+    for index, raw in text["image"].items():
+        try:
+            images.append(safe_image_path(raw))
+        except ValueError as exc:
+            raise UnsafePath(
+                f"image path {exc}", file=file, row=int(row_numbers[index]), column="image"
+            ) from None
+    if check_images:
+        _check_image_files(images, root=root, file=file, row_numbers=list(row_numbers))
+
+    rows = []
+    labels, predictions, ids = (
+        text["label"].tolist(),
+        text["prediction"].tolist(),
+        text["example_id"].tolist(),
+    )
+    for i, index in enumerate(table.index):
+        probs = {c: probabilities[c][index] for c in prob_classes} if prob_classes else None
+        if probs is not None and any(v is None for v in probs.values()):
+            probs = {c: v for c, v in probs.items() if v is not None} or None
+        conf = confidence[index] if confidence is not None else None
+        if conf is None and probs and predictions[i] in probs:
+            conf = probs[predictions[i]]
+        rows.append(
+            {
+                "example_id": ids[i],
+                "image": images[i],
+                "label": labels[i],
+                "prediction": predictions[i],
+                "confidence": conf,
+                "probabilities": probs,
+                "split": split[index],
+                "is_error": labels[i] != predictions[i],
+            }
+        )
+    return rows, classes
+
+
+def _numbers(table: pd.DataFrame, column: str, file: str, row_numbers: pd.Series):
+    """Parse a probability-like column: floats in [0, 1] or None for empty cells."""
+    if column not in table.columns:
+        return None
+    raw = table[column].astype(str).str.strip()
+    values = pd.to_numeric(raw.replace("", "nan"), errors="coerce")
+    bad = (raw != "") & (values.isna() | (values < 0) | (values > 1))
+    if bad.any():
+        first = bad[bad].index[0]
+        raise InvalidInput(
+            f"'{raw[first]}' is not a probability between 0 and 1",
+            file=file,
+            row=int(row_numbers[first]),
+            column=column,
+            more=int(bad.sum()) - 1,
+        )
+    return {i: (None if math.isnan(v) else float(v)) for i, v in values.items()}
+
+
+def _check_image_files(images: list[str], *, root: Path, file: str, row_numbers: list[int]):
+    missing, escaping = [], []
+    for position, image in enumerate(images):
+        candidate = root / image
+        if not candidate.is_file():
+            missing.append(position)
+        elif not candidate.resolve().is_relative_to(root):
+            escaping.append(position)  # a symlink that leads out of the images root
+    if escaping:
+        first = escaping[0]
+        raise UnsafePath(
+            f"image '{images[first]}' is a link that leads outside the images root '{root}'",
+            file=file,
+            row=row_numbers[first],
+            column="image",
+            more=len(escaping) - 1,
+        )
+    if missing:
+        first = missing[0]
+        raise InvalidInput(
+            f"image file not found: '{root / images[first]}' (is --images-root right?)",
+            file=file,
+            row=row_numbers[first],
+            column="image",
+            more=len(missing) - 1,
+        )
+
+
+def _upsert(
+    session: Session, project_id: int, rows: list[dict], progress: Progress | None
+) -> tuple[int, int, int]:
+    compared = ("image", "label", "prediction", "confidence", "probabilities", "split")
+    existing = {
+        row.example_id: row
+        for row in session.execute(
+            select(Example.id, Example.example_id, *(getattr(Example, c) for c in compared)).where(
+                Example.project_id == project_id
+            )
+        )
+    }
+    to_insert, to_update, unchanged = [], [], 0
+    for row in rows:
+        old = existing.get(row["example_id"])
+        if old is None:
+            to_insert.append(
+                {**row, "project_id": project_id, "shuffle_key": shuffle_key(row["example_id"])}
+            )
+        elif any(_differs(getattr(old, c), row[c]) for c in compared):
+            to_update.append({**row, "id": old.id})
+        else:
+            unchanged += 1
+    total, done = len(to_insert) + len(to_update), 0
+    if progress:
+        progress(0, total)
+    for start in range(0, len(to_insert), _CHUNK):
+        chunk = to_insert[start : start + _CHUNK]
+        session.execute(insert(Example), chunk)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    for start in range(0, len(to_update), _CHUNK):
+        chunk = to_update[start : start + _CHUNK]
+        session.execute(update(Example), chunk)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    return len(to_insert), len(to_update), unchanged
+
+
+def _differs(old, new) -> bool:
+    if isinstance(old, float) and isinstance(new, float):
+        return not math.isclose(old, new, rel_tol=0, abs_tol=1e-12)
+    if isinstance(old, dict) and isinstance(new, dict):
+        return old.keys() != new.keys() or any(_differs(old[k], new[k]) for k in old)
+    return old != new
+
+
+def _cell_text(value) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return repr(value)
+    return str(value)
+
+
+def _natural(name: str):
+    """Sort "2" before "10", and names alphabetically."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)

@@ -1,0 +1,206 @@
+"""The database schema: projects, their examples, error categories, tags and reviews.
+
+A *project* is one classifier run over one dev set. Every example of the run is stored,
+the correctly classified ones too, so the dev error rate is known. Reviewers tag the
+misclassified dev examples with error *categories*; a *tag* is example x category x
+reviewer, so two reviewers can tag the same example independently. A *review* records
+that a reviewer finished looking at an example.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Constraint names Alembic can rely on, on SQLite and PostgreSQL alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the default for every timestamp column."""
+    return datetime.now(UTC)
+
+
+class ReviewState(enum.StrEnum):
+    """Where an example stands in the review."""
+
+    UNREVIEWED = "unreviewed"
+    REVIEWED = "reviewed"
+    SKIPPED = "skipped"
+    #: Reviewed before a category was added: the method says to go back over it.
+    NEEDS_REREVIEW = "needs re-review"
+
+
+#: States whose tags count in the report: the example has been looked at.
+REVIEWED_STATES = (ReviewState.REVIEWED.value, ReviewState.NEEDS_REREVIEW.value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Project(Base):
+    """One classifier run over one dev set."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: Class names in the model's output order.
+    class_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Absolute folder that every example's `image` path is relative to.
+    images_root: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    examples: Mapped[list[Example]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", passive_deletes=True
+    )
+    categories: Mapped[list[Category]] = relationship(
+        back_populates="project",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Category.position",
+    )
+
+    def __repr__(self) -> str:
+        return f"Project(id={self.id}, name={self.name!r})"
+
+
+class Example(Base):
+    """One example of the run: the user's id, its image, true and predicted label."""
+
+    __tablename__ = "examples"
+    __table_args__ = (
+        UniqueConstraint("project_id", "example_id"),
+        CheckConstraint(
+            "review_state IN ('unreviewed', 'reviewed', 'skipped', 'needs re-review')",
+            name="review_state",
+        ),
+        # The queue: a project's dev errors in a fixed random order, by review state.
+        Index("ix_examples_queue", "project_id", "split", "is_error", "shuffle_key"),
+        Index("ix_examples_state", "project_id", "split", "is_error", "review_state"),
+        Index("ix_examples_confusion_pair", "project_id", "label", "prediction"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    #: The user's own identifier for the example (kept as text: "007" stays "007").
+    example_id: Mapped[str] = mapped_column(String(255))
+    #: Path of the image relative to the project's images root, with forward slashes.
+    image: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(255))
+    prediction: Mapped[str] = mapped_column(String(255))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    #: {class name: probability}, when the predictions file had prob_<class> columns.
+    probabilities: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    split: Mapped[str] = mapped_column(String(16), default="dev")
+    #: label != prediction, kept as a column so the queue can use an index.
+    is_error: Mapped[bool] = mapped_column(Boolean)
+    #: A fixed pseudo-random number: ordering by it gives a fair sample of the errors.
+    shuffle_key: Mapped[int] = mapped_column(BigInteger)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    #: The right label, when the dataset's label was wrong ("incorrectly labeled").
+    corrected_label: Mapped[str | None] = mapped_column(String(255))
+    review_state: Mapped[str] = mapped_column(String(16), default=ReviewState.UNREVIEWED.value)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    project: Mapped[Project] = relationship(back_populates="examples")
+    tags: Mapped[list[Tag]] = relationship(
+        back_populates="example", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def confusion_pair(self) -> str:
+        """The method's name for this kind of error, e.g. "dog-as-cat"."""
+        return confusion_pair_name(self.label, self.prediction)
+
+    def __repr__(self) -> str:
+        return f"Example(id={self.id}, example_id={self.example_id!r}, {self.confusion_pair})"
+
+
+class Category(Base):
+    """An error category of a project, such as "blurry" or "dog-as-cat"."""
+
+    __tablename__ = "categories"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: The key that toggles the category in the review screen, e.g. "1" or "b".
+    shortcut: Mapped[str | None] = mapped_column(String(16))
+    colour: Mapped[str] = mapped_column(String(7), default="#4c78a8")
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: This category means the dataset's label was wrong; tagging it asks for the right one.
+    marks_incorrect_label: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The lead's estimate of the effort to fix it (e.g. days), for the second ranking.
+    effort: Mapped[float | None] = mapped_column(Float)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="categories")
+
+    def __repr__(self) -> str:
+        return f"Category(id={self.id}, name={self.name!r})"
+
+
+class Tag(Base):
+    """Reviewer `reviewer` put example `example_pk` in category `category_id`."""
+
+    __tablename__ = "tags"
+    __table_args__ = (
+        UniqueConstraint("example_pk", "category_id", "reviewer"),
+        Index("ix_tags_category_id", "category_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    example_pk: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"))
+    reviewer: Mapped[str] = mapped_column(String(100))
+    tagged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    example: Mapped[Example] = relationship(back_populates="tags")
+    category: Mapped[Category] = relationship()
+
+
+class Review(Base):
+    """Reviewer `reviewer` finished looking at example `example_pk` (a per-reviewer record)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("example_pk", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    example_pk: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"))
+    reviewer: Mapped[str] = mapped_column(String(100))
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def confusion_pair_name(label: str, prediction: str) -> str:
+    """Name a confusion pair the way the method does: true label "-as-" predicted label."""
+    return f"{label}-as-{prediction}"

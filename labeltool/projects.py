@@ -1,0 +1,49 @@
+"""Finding projects and their headline numbers (dev examples, misclassified, dev error)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Integer, cast, func, select
+from sqlalchemy.orm import Session
+
+from labeltool.config import DEFAULT_SPLIT
+from labeltool.errors import UnknownProject
+from labeltool.models import Example, Project
+
+
+@dataclass(frozen=True)
+class DevErrorRate:
+    """The dev set's size, how many it got wrong, and so the dev error rate."""
+
+    dev_examples: int
+    misclassified: int
+
+    @property
+    def dev_error(self) -> float:
+        return self.misclassified / self.dev_examples if self.dev_examples else 0.0
+
+
+def list_projects(session: Session) -> list[Project]:
+    """Every project, newest first."""
+    return list(session.scalars(select(Project).order_by(Project.created_at.desc(), Project.id)))
+
+
+def get_project(session: Session, name: str) -> Project:
+    """The project called `name`, or UnknownProject naming the ones that exist."""
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        raise UnknownProject(name, [p.name for p in list_projects(session)])
+    return project
+
+
+def dev_error_rate(
+    session: Session, *, project_id: int, split: str = DEFAULT_SPLIT
+) -> DevErrorRate:
+    """Count the split's examples and errors with one query."""
+    total, errors = session.execute(
+        select(func.count(), func.coalesce(func.sum(cast(Example.is_error, Integer)), 0)).where(
+            Example.project_id == project_id, Example.split == split
+        )
+    ).one()
+    return DevErrorRate(dev_examples=int(total), misclassified=int(errors))
