@@ -1,0 +1,24 @@
+"""labeltool's Streamlit entry point: page setup, the shared sidebar, and navigation.
+
+Each screen lives in app_pages/; they are thin over the labeltool core. The database comes
+from $LABELTOOL_DB (set by `labeltool serve` / `make run`), migrated once per process.
+"""
+
+import streamlit as st
+
+from app_pages.common import database, sidebar_project_and_reviewer
+
+st.set_page_config(page_title="labeltool: error analysis", page_icon="🔎", layout="wide")
+
+database()  # connect and migrate before any page runs (cached for the process)
+
+pages = [
+    st.Page("app_pages/review.py", title="Review", icon="🏷️", default=True),
+    st.Page("app_pages/gallery.py", title="Gallery", icon="🖼️", url_path="gallery"),
+    st.Page("app_pages/categories.py", title="Categories", icon="🗂️", url_path="categories"),
+    st.Page("app_pages/report.py", title="Ceiling report", icon="📊", url_path="report"),
+    st.Page("app_pages/projects.py", title="Projects", icon="📁", url_path="projects"),
+]
+page = st.navigation(pages)
+sidebar_project_and_reviewer()
+page.run()

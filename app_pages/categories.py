@@ -1,0 +1,153 @@
+"""Categories: add, rename, recolour, re-key and archive error categories, even mid-review,
+and turn frequent confusion pairs into categories with one click."""
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import (
+    ProjectInfo,
+    action,
+    flash,
+    require_project,
+    reviewer,
+    show_flash,
+    transaction,
+)
+from labeltool import labeling
+from labeltool.categories import (
+    PALETTE,
+    create_category,
+    list_categories,
+    update_category,
+)
+
+project: ProjectInfo = require_project()
+show_flash()
+who = reviewer()
+
+with transaction() as session:
+    categories = list_categories(session, project_id=project.id, include_archived=True)
+    pairs = labeling.confusion_pairs(session, project_id=project.id)
+    progress = labeling.review_progress(session, project_id=project.id)
+
+st.header("Error categories")
+st.caption(
+    "Invent categories as you go. Adding one marks the examples already reviewed as "
+    "*needs re-review*, because the method says to go back over them."
+)
+
+
+def _add(session) -> None:
+    values = {k: st.session_state[f"new_{k}"] for k in ("name", "description", "shortcut")}
+    category = create_category(
+        session,
+        project_id=project.id,
+        name=values["name"],
+        description=values["description"],
+        shortcut=values["shortcut"] or None,
+        colour=st.session_state["new_colour"],
+        marks_incorrect_label=st.session_state["new_label"] or None,
+    )
+    rereview = labeling.review_progress(session, project_id=project.id).needs_rereview
+    note = f"; {rereview} reviewed examples now need re-review" if rereview else ""
+    flash("success", f"Added '{category.name}' (key {category.shortcut or 'none'}){note}")
+
+
+with st.form("add_category", clear_on_submit=True, border=True):
+    st.markdown("**Add a category**")
+    cols = st.columns([3, 4, 1, 1])
+    cols[0].text_input("Name", key="new_name", placeholder="e.g. Instagram filter")
+    cols[1].text_input("Description", key="new_description")
+    cols[2].text_input("Key", key="new_shortcut", max_chars=1, help="One letter or digit")
+    cols[3].color_picker("Colour", PALETTE[len(categories) % len(PALETTE)], key="new_colour")
+    st.checkbox(
+        "Means the dataset's label is wrong (asks for the corrected label)", key="new_label"
+    )
+    st.form_submit_button("Add category", type="primary", on_click=action, args=(_add,))
+
+table = pd.DataFrame(
+    [
+        {
+            "id": c.id,
+            "name": c.name,
+            "description": c.description,
+            "key": c.shortcut or "",
+            "colour": c.colour,
+            "incorrect label": c.marks_incorrect_label,
+            "archived": c.archived,
+        }
+        for c in categories
+    ],
+    columns=["id", "name", "description", "key", "colour", "incorrect label", "archived"],
+)
+
+
+def _apply_edits(session) -> None:
+    edits = st.session_state["category_table"]["edited_rows"]
+    for row, change in edits.items():
+        category_id = int(table.iloc[int(row)]["id"])
+        key = change.get("key")
+        update_category(
+            session,
+            category_id=category_id,
+            name=change.get("name"),
+            description=change.get("description"),
+            shortcut=key or None,
+            clear_shortcut=key == "",
+            colour=change.get("colour"),
+            archived=change.get("archived"),
+            marks_incorrect_label=change.get("incorrect label"),
+        )
+    flash("success", "Categories saved")
+
+
+if categories:
+    st.markdown("**Categories** (edit in place; changes are saved at once)")
+    st.data_editor(
+        table,
+        key="category_table",
+        hide_index=True,
+        disabled=["id"],
+        column_config={
+            "id": None,
+            "key": st.column_config.TextColumn("key", max_chars=1),
+            "colour": st.column_config.TextColumn(
+                "colour", help="#rrggbb", validate=r"^#[0-9a-fA-F]{6}$"
+            ),
+        },
+        on_change=action,
+        args=(_apply_edits,),
+        width="stretch",
+    )
+
+st.subheader("Confusion pairs")
+st.caption(
+    "true label -as- predicted label, most frequent first. One click makes a pair a "
+    "category and tags all its errors."
+)
+existing = {c.name for c in categories if not c.archived}
+for row in pairs.head(12).itertuples(index=False):
+    left, middle, right = st.columns([3, 1, 2])
+    left.markdown(f"**{row.confusion_pair}**")
+    middle.markdown(f"{row.errors} errors")
+    if row.confusion_pair in existing:
+        right.caption("already a category")
+    else:
+        right.button(
+            f"Make '{row.confusion_pair}' a category",
+            key=f"pair_{row.label}_{row.prediction}",
+            disabled=not who,
+            on_click=action,
+            args=(labeling.category_from_confusion_pair,),
+            kwargs={
+                "project_id": project.id,
+                "label": row.label,
+                "prediction": row.prediction,
+                "reviewer": who,
+            },
+            success=f"'{row.confusion_pair}' is now a category; its errors are tagged",
+        )
+if not who:
+    st.caption("Enter your name as **Reviewer** in the sidebar to tag pairs.")
+if progress.misclassified == 0:
+    st.info("No misclassified dev examples in this project.")

@@ -1,0 +1,253 @@
+"""What every page shares: the cached database, the chosen project and reviewer, one
+transaction per user action, cached images, and the queue filter widgets.
+
+Streamlit lives here and in the page files only; the labeltool core never imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from labeltool.db import Database
+from labeltool.errors import LabeltoolError
+from labeltool.images import ImageUnavailable, display_png
+from labeltool.labeling import NO_CATEGORY, ORDERS, QueueFilter
+from labeltool.models import ReviewState
+
+#: Session-state keys shared between pages.
+PROJECT_KEY = "project_name"
+REVIEWER_KEY = "reviewer"
+FLASH_KEY = "_flash"
+#: A page sets this to switch the project on the next rerun (the picker is already drawn).
+SELECT_PROJECT_KEY = "_select_project"
+
+STATE_CHOICES = [s.value for s in ReviewState]
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """Plain values about the chosen project, safe to keep across reruns."""
+
+    id: int
+    name: str
+    class_names: tuple[str, ...]
+    images_root: str
+
+
+@st.cache_resource(show_spinner="Opening the database…")
+def database() -> Database:
+    """The process-wide database (engine + migrations), from $LABELTOOL_DB."""
+    return Database.open()
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """One user action = one transaction."""
+    with database().begin() as session:
+        yield session
+
+
+def action(function: Callable[..., object], *, success: str | None = None, **kwargs) -> object:
+    """Run `function(session, **kwargs)` in one transaction (for widget callbacks).
+
+    A LabeltoolError is kept and shown as st.error on the rerun, so nothing half-done stays.
+    """
+    try:
+        with transaction() as session:
+            result = function(session, **kwargs)
+    except LabeltoolError as exc:
+        st.session_state[FLASH_KEY] = ("error", str(exc))
+        return None
+    if success:
+        st.session_state[FLASH_KEY] = ("success", success)
+    return result
+
+
+def flash(kind: str, message: str) -> None:
+    """Show `message` at the top of the next rerun."""
+    st.session_state[FLASH_KEY] = (kind, message)
+
+
+def show_flash() -> None:
+    """Show (once) the message left by the last action."""
+    message = st.session_state.pop(FLASH_KEY, None)
+    if message:
+        kind, text = message
+        (st.error if kind == "error" else st.success)(text)
+
+
+def sidebar_project_and_reviewer() -> None:
+    """The sidebar's project picker and reviewer name, on every page.
+
+    The project follows the URL (?project=NAME) so links can be shared.
+    """
+    from labeltool.projects import list_projects
+
+    with transaction() as session:
+        names = [p.name for p in list_projects(session)]
+    wanted = st.query_params.get("project")
+    if (
+        wanted in names
+        and st.session_state.get(PROJECT_KEY) != wanted
+        and ("_project_from_url" not in st.session_state)
+    ):
+        st.session_state[PROJECT_KEY] = wanted
+    st.session_state["_project_from_url"] = True
+    chosen = st.session_state.pop(SELECT_PROJECT_KEY, None)  # set by a page, e.g. after import
+    if chosen in names:
+        st.session_state[PROJECT_KEY] = chosen
+    if names and st.session_state.get(PROJECT_KEY) not in names:
+        st.session_state[PROJECT_KEY] = names[0]
+    if not st.session_state.get(REVIEWER_KEY) and st.query_params.get("reviewer"):
+        st.session_state[REVIEWER_KEY] = st.query_params["reviewer"]
+    with st.sidebar:
+        if names:
+            st.selectbox("Project", names, key=PROJECT_KEY, on_change=_project_changed)
+            st.query_params["project"] = st.session_state[PROJECT_KEY]
+        else:
+            st.info("No project yet. Import predictions on the Projects page.")
+        st.text_input(
+            "Reviewer",
+            key=REVIEWER_KEY,
+            placeholder="your name",
+            help="Recorded on every tag you make. Remembered for this browser session.",
+        )
+
+
+def current_project() -> ProjectInfo | None:
+    """The chosen project, or None when there is none yet."""
+    from labeltool.errors import UnknownProject
+    from labeltool.projects import get_project
+
+    name = st.session_state.get(PROJECT_KEY)
+    if not name:
+        return None
+    try:
+        with transaction() as session:
+            project = get_project(session, name)
+            return ProjectInfo(
+                id=project.id,
+                name=project.name,
+                class_names=tuple(project.class_names or ()),
+                images_root=project.images_root,
+            )
+    except UnknownProject:
+        return None
+
+
+def require_project() -> ProjectInfo:
+    """The chosen project; stops the page with a hint when there is none."""
+    project = current_project()
+    if project is None:
+        st.info(
+            "No project yet: import a predictions file on the **Projects** page, or run "
+            "`labeltool import PREDICTIONS --project NAME`."
+        )
+        st.stop()
+    return project
+
+
+def reviewer() -> str:
+    """The reviewer's name as typed in the sidebar ("" when not given yet)."""
+    return " ".join(str(st.session_state.get(REVIEWER_KEY, "")).split())
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def image_png(images_root: str, image: str, min_side: int) -> bytes | str:
+    """PNG bytes for display, or the reason the image cannot be shown (cached)."""
+    try:
+        return display_png(images_root, image, min_side=min_side)
+    except ImageUnavailable as exc:
+        return str(exc)
+
+
+def show_image(
+    project: ProjectInfo,
+    image: str,
+    *,
+    min_side: int,
+    caption: str | None = None,
+    width: int | str = "content",
+) -> None:
+    """Draw an example's image, or a clear message when it cannot be read."""
+    png = image_png(project.images_root, image, min_side)
+    if isinstance(png, str):
+        st.warning(f"🚫 {png}")
+    else:
+        st.image(png, caption=caption, width=width)
+
+
+def queue_filter_widgets(project: ProjectInfo, *, pairs, categories) -> QueueFilter:
+    """The queue filter in the sidebar; returns the QueueFilter it describes.
+
+    `pairs` is labeling.confusion_pairs' frame, `categories` the project's categories. The
+    values live in session state, so the review and gallery pages share one filter.
+    """
+    pair_labels = ["any"] + [
+        f"{row.confusion_pair} ({row.errors})" for row in pairs.itertuples(index=False)
+    ]
+    category_ids = {"any": None, "(no category yet)": NO_CATEGORY}
+    category_ids |= {c.name: c.id for c in categories}
+    defaults = {
+        "q_states": [ReviewState.UNREVIEWED.value],
+        "q_pair": "any",
+        "q_category": "any",
+        "q_confidence": (0.0, 1.0),
+        "q_order": ORDERS[0],
+    }
+    for key, value in defaults.items():
+        # Keep values across pages (Streamlit forgets widgets a page did not draw) and
+        # fall back to the default when a choice no longer exists.
+        current = st.session_state.get(key, value)
+        if (key == "q_pair" and current not in pair_labels) or (
+            key == "q_category" and current not in category_ids
+        ):
+            current = value
+        st.session_state[key] = current
+    with st.sidebar:
+        st.subheader("Queue")
+        states = st.multiselect(
+            "Review state",
+            STATE_CHOICES,
+            key="q_states",
+            help="Empty shows every error. 'needs re-review' lists examples reviewed before a "
+            "category was added.",
+        )
+        pair_choice = st.selectbox(
+            "Confusion pair",
+            pair_labels,
+            key="q_pair",
+            help="true label -as- predicted label, most frequent first",
+        )
+        category_choice = st.selectbox("Category", list(category_ids), key="q_category")
+        low, high = st.slider("Confidence", 0.0, 1.0, step=0.05, key="q_confidence")
+        order = st.radio(
+            "Order",
+            ORDERS,
+            key="q_order",
+            help="Random is a fair sample of the errors (fixed seed).",
+        )
+    pair = None
+    if pair_choice != "any":
+        row = pairs.iloc[pair_labels.index(pair_choice) - 1]
+        pair = (row["label"], row["prediction"])
+    return QueueFilter(
+        states=tuple(states),
+        confusion_pair=pair,
+        category_id=category_ids[category_choice],
+        min_confidence=low,
+        max_confidence=high,
+        order=order,
+    )
+
+
+def _project_changed() -> None:
+    st.query_params["project"] = st.session_state[PROJECT_KEY]
+    st.query_params.pop("example", None)
+    st.session_state.pop("current_pk", None)
+    st.session_state.pop("history", None)
