@@ -198,7 +198,8 @@ def load_categories_file(
     }
     created = []
     for offset, record in enumerate(table.to_dict("records")):
-        name = str(record.get("name", "")).strip()
+        # Spaces collapsed as create_category does, so the existing-name check matches.
+        name = " ".join(str(record.get("name", "")).split())
         if not name:
             raise InvalidInput("is empty", file=path.name, row=offset + 2, column="name")
         if name.lower() in existing:

@@ -9,9 +9,13 @@ nothing; a changed prediction updates its example and keeps its tags.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import io
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -131,13 +135,34 @@ def read_table(path: Path) -> pd.DataFrame:
                 keep_default_na=False,
                 encoding="utf-8-sig",
                 skipinitialspace=False,
+                # Keep blank lines while reading so row numbers match the file's lines;
+                # they are dropped below.
+                skip_blank_lines=False,
             )
+            if not isinstance(frame.index, pd.RangeIndex):
+                # Pandas silently takes the first column(s) as an index when the first data
+                # row has more fields than the header, shifting every column.
+                raise InvalidInput(
+                    f"malformed CSV: more fields than the {len(frame.columns)} in the header",
+                    file=path.name,
+                    row=2,
+                )
+            frame.columns = _csv_header(path, frame.columns)
+            frame = frame.fillna("")
+            frame = frame[~(frame == "").all(axis=1)]
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"not UTF-8 text ({exc.reason})", file=path.name) from exc
+        row, column = _where_not_utf8(path)
+        raise InvalidInput(
+            f"not UTF-8 text ({exc.reason}); save the file as UTF-8",
+            file=path.name,
+            row=row,
+            column=column,
+        ) from exc
     except pd.errors.EmptyDataError as exc:
         raise InvalidInput("the file is empty", file=path.name) from exc
     except pd.errors.ParserError as exc:
-        raise InvalidInput(f"malformed CSV: {exc}".strip(), file=path.name) from exc
+        reason, row = _parser_error(str(exc))
+        raise InvalidInput(f"malformed CSV: {reason}", file=path.name, row=row) from exc
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"cannot read the file: {exc}", file=path.name) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -201,7 +226,8 @@ def _validate(
 
     prob_columns = [c for c in columns if c.startswith(PROB_PREFIX) and len(c) > len(PROB_PREFIX)]
     prob_classes = [c[len(PROB_PREFIX) :] for c in prob_columns]
-    row_numbers = pd.Series(range(2, len(table) + 2), index=table.index)
+    # The frame's index counts the file's records (blank ones included): header = row 1.
+    row_numbers = pd.Series(table.index + 2, index=table.index)
 
     def fail(mask: pd.Series, column: str, message: Callable[[int], str]) -> None:
         bad = mask[mask].index
@@ -393,6 +419,44 @@ def _differs(old, new) -> bool:
     if isinstance(old, dict) and isinstance(new, dict):
         return old.keys() != new.keys() or any(_differs(old[k], new[k]) for k in old)
     return old != new
+
+
+def _csv_header(path: Path, parsed: pd.Index) -> list[str]:
+    """The header as written: pandas renames a repeated column ("label" -> "label.1")."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    if len(header) != len(parsed):
+        return [str(c) for c in parsed]
+    return [name.strip() or str(fallback) for name, fallback in zip(header, parsed, strict=True)]
+
+
+def _where_not_utf8(path: Path) -> tuple[int | None, str | None]:
+    """The spreadsheet row and column of the first byte that is not UTF-8."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        data.decode("utf-8")
+        return None, None
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8")
+    try:
+        # A marker where the bad byte was: the record and field holding it are its place.
+        records = list(csv.reader(io.StringIO(before + "\ufffd")))
+    except csv.Error:
+        return None, None
+    row, index = len(records), len(records[-1]) - 1
+    header = records[0] if row > 1 else []
+    return row, (header[index].strip() if index < len(header) else None)
+
+
+def _parser_error(message: str) -> tuple[str, int | None]:
+    """Pandas' tokenizer message in our words, and the spreadsheet row it is about."""
+    if found := re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message):
+        expected, line, saw = (int(n) for n in found.groups())
+        return f"expected {expected} fields (as in the header), found {saw}", line
+    if found := re.search(r"EOF inside string starting at row (\d+)", message):
+        # Pandas counts from 0 here; the header is row 1.
+        return "a quoted field is never closed (unbalanced quotes)", int(found.group(1)) + 1
+    return message.strip(), None
 
 
 def _cell_text(value) -> str:
