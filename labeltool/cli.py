@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from labeltool import __version__
-from labeltool.config import APP_PATH, DB_ENV_VAR, database_url
+from labeltool.config import APP_PATH, DB_ENV_VAR, SPLITS, database_url
 from labeltool.db import Database
 from labeltool.errors import LabeltoolError
 
@@ -28,7 +28,15 @@ class _State:
 
     def database(self) -> Database:
         if self._db is None:
-            self._db = Database.open(self.url)
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                self._db = Database.open(self.url)
+            except (ArgumentError, ImportError) as exc:
+                # A malformed URL, or one naming a driver that is not installed.
+                raise click.ClickException(
+                    f"cannot use the database {_shown(self.url)!r}: {exc}"
+                ) from None
         return self._db
 
 
@@ -45,7 +53,7 @@ class _Group(click.Group):
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise click.ClickException(
-                f"cannot use the database {_state(ctx).url!r}: {reason}"
+                f"cannot use the database {_shown(_state(ctx).url)!r}: {reason}"
             ) from None
 
 
@@ -130,6 +138,122 @@ def import_command(
         click.echo(f"categories added: {', '.join(c.name for c in created)}")
 
 
+@cli.command("predict")
+@click.argument("images", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--model",
+    "model_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TorchScript file, or weights-only state_dict / checkpoint dict (.pt).",
+)
+@click.option(
+    "--arch",
+    metavar="NAME",
+    help="Architecture to load a state_dict into, and whose image preprocessing to use "
+    "[default: the one the model file names]. An unknown name lists the known ones.",
+)
+@click.option(
+    "--classes",
+    metavar="A,B,...",
+    help="Class names in the model's output order [default: the checkpoint's, "
+    "else the sorted class folders or the manifest's labels].",
+)
+@click.option(
+    "--manifest",
+    is_flag=True,
+    help="Read IMAGES as a manifest CSV (image,label[,example_id]) whatever its extension "
+    "[default: a .csv file is a manifest, a folder has a subfolder per class].",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Predictions CSV to write (replaced if it exists).",
+)
+@click.option(
+    "--split",
+    default="dev",
+    show_default=True,
+    type=click.Choice(SPLITS),
+    help="Split to record on every row.",
+)
+@click.option(
+    "--batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Images read and scored at once (memory grows with it, not with the image count).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="torch CPU threads [default: the CPUs not already busy, 1 to 8].",
+)
+@click.option(
+    "--import",
+    "import_after",
+    is_flag=True,
+    help="Then import the predictions into --project in one transaction.",
+)
+@click.option("--project", help="Project to import into (with --import; created if new).")
+@click.pass_obj
+def predict_command(
+    state: _State,
+    images: Path,
+    model_file: Path,
+    arch: str | None,
+    classes: str | None,
+    manifest: bool,
+    out: Path,
+    split: str,
+    batch_size: int,
+    threads: int | None,
+    import_after: bool,
+    project: str | None,
+) -> None:
+    """Run a classifier over IMAGES on the CPU and write a predictions file.
+
+    IMAGES is a folder with a subfolder per class (root/<class>/<image>) or a manifest CSV
+    with columns image,label[,example_id], paths relative to its folder. The model is never
+    unpickled: only TorchScript files and weights-only state_dicts are accepted.
+    """
+    if import_after and not project:
+        raise click.UsageError("--import needs --project NAME")
+    if project and not import_after:
+        raise click.UsageError("--project is only used with --import")
+    from labeltool.predict import load_model, open_dataset, write_predictions
+
+    class_names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    model = load_model(model_file, arch=arch, class_names=class_names)
+    dataset = open_dataset(images, class_names=model.class_names, manifest=manifest)
+    db = state.database() if import_after else None  # a wrong --db fails before the long part
+    with _progress_bar("predicting") as progress:
+        written = write_predictions(
+            out,
+            model,
+            dataset,
+            split=split,
+            batch_size=batch_size,
+            threads=threads,
+            progress=progress,
+        )
+    click.echo(str(written))
+    if db is not None:
+        from labeltool.importing import import_predictions
+
+        with db.begin() as session, _progress_bar("writing examples") as progress:
+            summary = import_predictions(
+                session,
+                written.path,
+                project=project,
+                images_root=written.images_root,
+                class_names=written.class_names,
+                progress=progress,
+            )
+        click.echo(str(summary))
+
+
 @cli.command("projects")
 @click.pass_obj
 def projects_command(state: _State) -> None:
@@ -163,7 +287,7 @@ def serve_command(state: _State, port: int, host: str) -> None:
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
-    click.echo(f"labeltool: serving {state.url} at http://{host}:{port}", err=True)
+    click.echo(f"labeltool: serving {_shown(state.url)} at http://{host}:{port}", err=True)
     try:
         raise SystemExit(subprocess.call(command, env=env))
     except KeyboardInterrupt:
@@ -182,6 +306,17 @@ def _state(ctx: click.Context) -> _State:
     return ctx.find_root().obj
 
 
+def _shown(url: str) -> str:
+    """The URL as safe to print: any password replaced by ***."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 class _progress_bar:
     """A tqdm bar on stderr driven by the core's progress(done, total) callbacks."""
 
@@ -198,8 +333,14 @@ class _progress_bar:
         if self.bar is None:
             if total == 0:
                 return
-            self.bar = tqdm(total=total, desc=self.description, unit="row", file=sys.stderr,
-                            disable=None, leave=False)
+            self.bar = tqdm(
+                total=total,
+                desc=self.description,
+                unit="row",
+                file=sys.stderr,
+                disable=None,
+                leave=False,
+            )
         self.bar.update(done - self.bar.n)
 
     def __exit__(self, *exc) -> None:

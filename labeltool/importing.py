@@ -194,6 +194,11 @@ def safe_image_path(image: str) -> str:
     return os.path.normpath("/".join(parts)).replace(os.sep, "/")
 
 
+def natural_order(name: str):
+    """Sort "2" before "10", and names alphabetically."""
+    return (0, int(name), "") if name.isascii() and name.isdigit() else (1, 0, name)
+
+
 # --- private helpers -------------------------------------------------------------------
 
 
@@ -266,7 +271,7 @@ def _validate(
             )
         classes = list(known)
     else:
-        seen = sorted(set(text["label"]) | set(text["prediction"]), key=_natural)
+        seen = sorted(set(text["label"]) | set(text["prediction"]), key=natural_order)
         classes = list(project_classes or [])
         classes += [c for c in seen if c not in set(classes)]
 
@@ -463,8 +468,3 @@ def _cell_text(value) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return repr(value)
     return str(value)
-
-
-def _natural(name: str):
-    """Sort "2" before "10", and names alphabetically."""
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)

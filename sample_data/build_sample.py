@@ -1,0 +1,284 @@
+"""Build the sample project in sample_data/ from scikit-learn's bundled digits (no download).
+
+Steps, all seeded so a re-run writes the same files:
+1. Split the 1,797 8x8 digits into train and dev (stratified).
+2. Train the `digits-cnn` architecture on the clean train split (CPU, one thread, seconds).
+3. Inject known faults into the dev split: blur a share of the images (the model trained on
+   sharp digits gets many wrong) and flip a few labels to another digit (incorrectly labeled).
+4. Write the dev images and a manifest, then predict them with `labeltool.predict`, the code
+   path `labeltool predict` uses, giving predictions.csv.
+5. Write the ground truth of the faults, three error categories (blurry, incorrectly labeled,
+   and the most frequent look-alike confusion pair among the remaining errors) and a README.
+
+Run it with `make sample` (or `.venv/bin/python sample_data/build_sample.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+OUT_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(OUT_DIR.parent))  # run from a fresh clone without installing
+
+SEED = 7
+ARCH = "digits-cnn"
+CLASSES = [str(d) for d in range(10)]
+DEV_SHARE = 0.45
+#: Share of dev images blurred, and the Gaussian radius (in pixels of the 8x8 image).
+BLUR_SHARE = 0.25
+BLUR_RADIUS = 1.5
+#: Share of dev labels flipped to another digit.
+FLIP_SHARE = 0.05
+EPOCHS = 2
+BATCH_SIZE = 32
+LEARNING_RATE = 3e-3
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The faults injected into the dev split, one entry per dev example."""
+
+    blurred: np.ndarray  # bool
+    label_flipped: np.ndarray  # bool
+    dataset_labels: np.ndarray  # int: the label the dataset shows (wrong where flipped)
+
+
+def digit_images() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 digits as 8x8 uint8 images (0-255) and their labels (0-9)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = np.rint(digits.images * (255 / 16)).astype(np.uint8)
+    return pixels, digits.target.astype(np.int64)
+
+
+def split_dev(labels: np.ndarray, *, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train / dev indices (sorted), DEV_SHARE of each digit going to dev."""
+    from sklearn.model_selection import train_test_split
+
+    train, dev = train_test_split(
+        np.arange(len(labels)), test_size=DEV_SHARE, stratify=labels, random_state=seed
+    )
+    return np.sort(train), np.sort(dev)
+
+
+def choose_faults(true_labels: np.ndarray, *, seed: int = SEED) -> Faults:
+    """Pick which dev examples to blur and which labels to flip (to a different digit).
+
+    The two picks are independent, so a few examples are both blurred and mislabeled.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(true_labels)
+    blurred = np.zeros(n, dtype=bool)
+    blurred[rng.choice(n, size=round(n * BLUR_SHARE), replace=False)] = True
+    flipped = np.zeros(n, dtype=bool)
+    flipped[rng.choice(n, size=round(n * FLIP_SHARE), replace=False)] = True
+    shift = rng.integers(1, 10, size=n)  # 1..9, so a flipped label always changes
+    dataset_labels = np.where(flipped, (true_labels + shift) % 10, true_labels)
+    return Faults(blurred=blurred, label_flipped=flipped, dataset_labels=dataset_labels)
+
+
+def blur(pixels: np.ndarray) -> np.ndarray:
+    """Gaussian-blur one 8x8 uint8 image."""
+    image = Image.fromarray(pixels, mode="L").filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
+    return np.asarray(image, dtype=np.uint8)
+
+
+def example_id(index: int) -> str:
+    """The id of the digit at `index` in scikit-learn's dataset."""
+    return f"digit-{index:04d}"
+
+
+def train(pixels: np.ndarray, labels: np.ndarray, *, seed: int = SEED):
+    """Train digits-cnn on the given images with the preprocessing prediction uses."""
+    import torch
+
+    from labeltool.architectures import get_architecture
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    # Some builds refuse; one thread and fixed seeds are enough for repeatable CPU training.
+    with contextlib.suppress(RuntimeError):
+        torch.use_deterministic_algorithms(True)
+    arch = get_architecture(ARCH)
+    inputs = torch.stack([arch.preprocess(Image.fromarray(p, mode="L")) for p in pixels])
+    targets = torch.from_numpy(labels)
+    model = arch.build(len(CLASSES))
+    optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _epoch in range(EPOCHS):
+        order = torch.randperm(len(inputs), generator=generator)
+        for start in range(0, len(order), BATCH_SIZE):
+            batch = order[start : start + BATCH_SIZE]
+            optimiser.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(inputs[batch]), targets[batch])
+            loss.backward()
+            optimiser.step()
+    model.eval()
+    with torch.inference_mode():
+        accuracy = (model(inputs).argmax(1) == targets).float().mean().item()
+    return model, accuracy
+
+
+def main(out_dir: Path = OUT_DIR) -> None:
+    from labeltool.predict import Manifest, load_model, save_checkpoint, write_predictions
+
+    pixels, labels = digit_images()
+    train_idx, dev_idx = split_dev(labels)
+    faults = choose_faults(labels[dev_idx])
+
+    model, train_accuracy = train(pixels[train_idx], labels[train_idx])
+    save_checkpoint(out_dir / "model.pt", model, arch=ARCH, class_names=CLASSES)
+
+    images = out_dir / "images"
+    shutil.rmtree(images, ignore_errors=True)
+    images.mkdir()
+    manifest_rows, truth_rows = [], []
+    for position, index in enumerate(dev_idx):
+        ident = example_id(int(index))
+        image = pixels[index]
+        if faults.blurred[position]:
+            image = blur(image)
+        Image.fromarray(image, mode="L").save(images / f"{ident}.png", optimize=True)
+        dataset_label = str(faults.dataset_labels[position])
+        manifest_rows.append([ident, f"images/{ident}.png", dataset_label])
+        truth_rows.append(
+            [ident, str(labels[index]), dataset_label]
+            + [_flag(faults.blurred[position]), _flag(faults.label_flipped[position])]
+        )
+    _write_csv(out_dir / "manifest.csv", ["example_id", "image", "label"], manifest_rows)
+    _write_csv(
+        out_dir / "ground_truth.csv",
+        ["example_id", "true_label", "dataset_label", "blurred", "label_flipped"],
+        truth_rows,
+    )
+
+    manifest = Manifest(out_dir / "manifest.csv", class_names=CLASSES)
+    summary = write_predictions(
+        out_dir / "predictions.csv", load_model(out_dir / "model.pt"), manifest, split="dev"
+    )
+
+    counts = error_breakdown(out_dir / "predictions.csv", out_dir / "ground_truth.csv")
+    true_label, predicted = counts["pair"]
+    pair = f"{true_label}-as-{predicted}"
+    _write_csv(
+        out_dir / "categories.csv",
+        ["name", "description", "shortcut", "colour"],
+        [
+            ["blurry", "The digit is smeared: its strokes are soft and hard to make out.", "1",
+             "#4e79a7"],
+            ["incorrectly labeled", "The dataset's label is wrong: the image shows another "
+             "digit than its label says.", "2", "#e15759"],
+            [pair, f"A {true_label} that looks like a {predicted} and was predicted as one.",
+             "3", "#f28e2b"],
+        ],
+    )  # fmt: skip
+    (out_dir / "README.md").write_text(
+        _readme(summary.rows, len(train_idx), train_accuracy, faults, counts, pair)
+    )
+    print(
+        f"{summary}; blurred errors {counts['blurred']}, flipped errors {counts['flipped']}, "
+        f"{pair} errors {counts['pair_count']}",
+        file=sys.stderr,
+    )
+
+
+def error_breakdown(predictions: Path, ground_truth: Path) -> dict:
+    """Count the errors by injected fault, and find the commonest pair among the others."""
+    truth = {row["example_id"]: row for row in _read_csv(ground_truth)}
+    counts = Counter()
+    pairs = Counter()
+    for row in _read_csv(predictions):
+        if row["label"] == row["prediction"]:
+            continue
+        fault = truth[row["example_id"]]
+        blurred, flipped = fault["blurred"] == "true", fault["label_flipped"] == "true"
+        counts["errors"] += 1
+        counts["blurred"] += blurred
+        counts["flipped"] += flipped
+        counts["both"] += blurred and flipped
+        if not blurred and not flipped:
+            counts["other"] += 1
+            pairs[(row["label"], row["prediction"])] += 1
+    if not pairs:
+        raise SystemExit("no look-alike errors left to name a confusion pair after")
+    # Commonest pair; ties go to the smallest (true label, prediction) so re-runs agree.
+    pair, pair_count = min(pairs.items(), key=lambda item: (-item[1], item[0]))
+    return {**counts, "pair": pair, "pair_count": pair_count}
+
+
+# --- private helpers -------------------------------------------------------------------
+
+
+def _flag(value) -> str:
+    return "true" if value else "false"
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _readme(dev: int, train: int, train_accuracy: float, faults: Faults, counts, pair) -> str:
+    errors = counts["errors"]
+    return f"""# The sample project: handwritten digits with known faults
+
+Built by `build_sample.py` (`make sample`) from scikit-learn's bundled 8x8 digits
+(1,797 images, no download). Every step is seeded: re-running it writes the same files.
+
+## What is here
+- `images/<example_id>.png`: the {dev} dev images, 8x8 greyscale (the app upscales them).
+- `manifest.csv`: `example_id,image,label` for the dev images, with the labels as the dataset
+  shows them (some are wrong on purpose).
+- `model.pt`: the trained `digits-cnn` weights, a weights-only checkpoint dict
+  `{{"state_dict", "arch", "classes"}}`.
+- `predictions.csv`: the model's predictions on the dev images (what `labeltool import` reads).
+  `labeltool predict sample_data/manifest.csv --model sample_data/model.pt --out FILE`
+  writes the same predictions.
+- `categories.csv`: three error categories to start the review with.
+- `ground_truth.csv`: the faults injected into each dev example (`true_label`,
+  `dataset_label`, `blurred`, `label_flipped`). For tests and benchmarks: the app never shows it.
+
+## How it was built
+1. Stratified split: {train} train and {dev} dev examples ({DEV_SHARE:.0%} dev), seed {SEED}.
+2. `digits-cnn` trained on the clean train split ({EPOCHS} epochs, Adam, one CPU thread):
+   training accuracy {train_accuracy:.1%}. Training is kept short on purpose, so the model
+   still makes look-alike mistakes of its own besides those the faults cause.
+3. Faults injected into the dev split, chosen independently:
+   - {int(faults.blurred.sum())} images blurred (Gaussian, radius {BLUR_RADIUS} px);
+   - {int(faults.label_flipped.sum())} labels flipped to another digit;
+   - {int((faults.blurred & faults.label_flipped).sum())} examples got both.
+4. The model predicted every dev image through `labeltool.predict`.
+
+## The errors ({errors} misclassified of {dev}, dev error {errors / dev:.1%})
+| cause | misclassified | share of errors |
+|---|---:|---:|
+| blurred image | {counts["blurred"]} | {counts["blurred"] / errors:.0%} |
+| incorrectly labeled (label flipped) | {counts["flipped"]} | {counts["flipped"] / errors:.0%} |
+| neither (the model's own mistakes) | {counts["other"]} | {counts["other"] / errors:.0%} |
+| ... of which the commonest pair, `{pair}` | {counts["pair_count"]} | \
+{counts["pair_count"] / errors:.0%} |
+
+{counts["both"]} errors are both blurred and flipped, so the shares add up to more than 100%.
+"""
+
+
+if __name__ == "__main__":
+    main()

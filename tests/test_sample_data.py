@@ -1,0 +1,174 @@
+"""The shipped sample project: enough errors, known faults that agree with the predictions."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from labeltool.categories import list_categories, load_categories_file
+from labeltool.config import SAMPLE_DIR
+from labeltool.importing import import_predictions
+from labeltool.predict import load_model
+from labeltool.projects import get_project
+
+
+@pytest.fixture(scope="module")
+def build_sample():
+    """sample_data/build_sample.py loaded as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("build_sample", SAMPLE_DIR / "build_sample.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def predictions(sample_dir: Path) -> list[dict[str, str]]:
+    """The rows of the shipped predictions.csv."""
+    return _rows(sample_dir / "predictions.csv")
+
+
+@pytest.fixture
+def truth(sample_dir: Path) -> dict[str, dict[str, str]]:
+    """The shipped ground truth, by example_id."""
+    return {row["example_id"]: row for row in _rows(sample_dir / "ground_truth.csv")}
+
+
+@pytest.fixture
+def errors(predictions, truth) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """Each misclassified dev example's prediction row with its ground-truth row."""
+    return [
+        (row, truth[row["example_id"]]) for row in predictions if row["label"] != row["prediction"]
+    ]
+
+
+def test_sample_has_at_least_100_misclassified_dev_examples(predictions):
+    """The method wants ~100 errors to review: the sample has at least that many, all in dev."""
+    assert {row["split"] for row in predictions} == {"dev"}
+    assert sum(row["label"] != row["prediction"] for row in predictions) >= 100
+
+
+def test_every_referenced_image_exists_as_8x8_greyscale(sample_dir, predictions):
+    """Every image the predictions and manifest name is on disk, an 8x8 greyscale PNG."""
+    manifest = _rows(sample_dir / "manifest.csv")
+    assert [(r["example_id"], r["image"], r["label"]) for r in manifest] == [
+        (r["example_id"], r["image"], r["label"]) for r in predictions
+    ]
+    for row in predictions:
+        with Image.open(sample_dir / row["image"]) as image:
+            assert (image.mode, image.size) == ("L", (8, 8)), row["image"]
+    assert len(list((sample_dir / "images").iterdir())) == len(predictions)
+
+
+def test_ground_truth_agrees_with_predictions(predictions, truth):
+    """Ground truth covers every example; flipped labels, and only they, differ from the truth."""
+    assert set(truth) == {row["example_id"] for row in predictions}
+    for row in predictions:
+        fault = truth[row["example_id"]]
+        assert fault["dataset_label"] == row["label"]
+        flipped = fault["label_flipped"] == "true"
+        assert flipped == (fault["true_label"] != fault["dataset_label"]), fault
+        assert fault["blurred"] in ("true", "false")
+
+
+def test_categories_are_blurry_incorrectly_labeled_and_the_commonest_pair(sample_dir, errors):
+    """categories.csv holds blurry (1), incorrectly labeled (2) and the commonest other pair (3)."""
+    categories = _rows(sample_dir / "categories.csv")
+    assert [(c["name"], c["shortcut"]) for c in categories[:2]] == [
+        ("blurry", "1"),
+        ("incorrectly labeled", "2"),
+    ]
+    assert len(categories) == 3 and categories[2]["shortcut"] == "3"
+    assert re.fullmatch(r"\d-as-\d", categories[2]["name"])
+    assert all(c["description"] and re.fullmatch(r"#[0-9a-f]{6}", c["colour"]) for c in categories)
+
+    others = Counter(
+        f"{row['label']}-as-{row['prediction']}"
+        for row, fault in errors
+        if fault["blurred"] == "false" and fault["label_flipped"] == "false"
+    )
+    assert others[categories[2]["name"]] == max(others.values())
+
+
+def test_injected_faults_explain_most_errors_in_a_clear_ranking(sample_dir, errors):
+    """Blurred and flipped examples are most of the errors; blurry > mislabeled > the pair."""
+    pair = _rows(sample_dir / "categories.csv")[2]["name"]
+    blurry = sum(fault["blurred"] == "true" for _, fault in errors)
+    mislabeled = sum(fault["label_flipped"] == "true" for _, fault in errors)
+    look_alike = sum(f"{row['label']}-as-{row['prediction']}" == pair for row, _ in errors)
+    faulted = sum("true" in (f["blurred"], f["label_flipped"]) for _, f in errors)
+
+    assert faulted >= 0.6 * len(errors)
+    assert blurry > mislabeled > look_alike >= 3
+
+
+def test_model_checkpoint_names_its_architecture_and_classes(sample_dir):
+    """model.pt loads weights-only and names digits-cnn with the classes 0-9."""
+    model = load_model(sample_dir / "model.pt")
+    assert (model.kind, model.architecture.name) == ("state_dict", "digits-cnn")
+    assert model.class_names == [str(d) for d in range(10)]
+
+
+def test_sample_stays_small(sample_dir):
+    """The shipped sample (images, model, CSVs) is under 2 MB."""
+    size = sum(p.stat().st_size for p in sample_dir.rglob("*") if p.is_file())
+    assert size < 2 * 1024 * 1024
+
+
+def test_sample_imports_with_its_categories(db, sample_dir, predictions):
+    """The sample imports cleanly and its three categories load into the project."""
+    with db.begin() as session:
+        summary = import_predictions(session, sample_dir / "predictions.csv", project="digits")
+        project_id = get_project(session, "digits").id
+        created = load_categories_file(
+            session, sample_dir / "categories.csv", project_id=project_id
+        )
+        names = [c.name for c in list_categories(session, project_id=project_id)]
+    assert summary.rows == len(predictions)
+    assert summary.misclassified == sum(r["label"] != r["prediction"] for r in predictions)
+    assert len(created) == 3 and names[:2] == ["blurry", "incorrectly labeled"]
+
+
+def test_split_and_fault_selection_are_deterministic(build_sample):
+    """The split and the fault picks come out the same on every run."""
+    _, labels = build_sample.digit_images()
+    first, second = build_sample.split_dev(labels), build_sample.split_dev(labels)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    dev_labels = labels[first[1]]
+    one, two = build_sample.choose_faults(dev_labels), build_sample.choose_faults(dev_labels)
+    for field in ("blurred", "label_flipped", "dataset_labels"):
+        assert np.array_equal(getattr(one, field), getattr(two, field)), field
+    assert not np.array_equal(build_sample.choose_faults(dev_labels, seed=1).blurred, one.blurred)
+
+
+def test_build_pieces_reproduce_the_shipped_faults_and_images(build_sample, sample_dir, truth):
+    """Re-running the split, fault picks and blur gives exactly the shipped truth and PNGs."""
+    pixels, labels = build_sample.digit_images()
+    _, dev = build_sample.split_dev(labels)
+    faults = build_sample.choose_faults(labels[dev])
+
+    assert [build_sample.example_id(int(i)) for i in dev] == list(truth)
+    for position, index in enumerate(dev):
+        fault = truth[build_sample.example_id(int(index))]
+        assert fault["true_label"] == str(labels[index])
+        assert fault["dataset_label"] == str(faults.dataset_labels[position])
+        assert (fault["blurred"] == "true") == faults.blurred[position]
+        assert (fault["label_flipped"] == "true") == faults.label_flipped[position]
+        expected = build_sample.blur(pixels[index]) if faults.blurred[position] else pixels[index]
+        with Image.open(sample_dir / "images" / f"{fault['example_id']}.png") as image:
+            shipped = np.asarray(image)
+        assert np.array_equal(shipped, expected), fault["example_id"]
+
+
+# --- private helpers -------------------------------------------------------------------
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
