@@ -144,8 +144,8 @@ for row in pairs.head(12).itertuples(index=False):
                 "label": row.label,
                 "prediction": row.prediction,
                 "reviewer": who,
+                "success": f"'{row.confusion_pair}' is now a category; its errors are tagged",
             },
-            success=f"'{row.confusion_pair}' is now a category; its errors are tagged",
         )
 if not who:
     st.caption("Enter your name as **Reviewer** in the sidebar to tag pairs.")

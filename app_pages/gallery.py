@@ -76,7 +76,9 @@ def _bulk_reviewed(session, *, who: str) -> None:
 def _open(pk: int, example_id: str) -> None:
     st.session_state["current_pk"] = pk
     st.session_state["linked_example"] = example_id
-    st.query_params["example"] = example_id
+    # The review page starts its queue afresh when the filter differs from the one it last
+    # saw; the filter set here is the one it will use, so it keeps the example opened.
+    st.session_state["queue"] = queue
 
 
 show_flash()
@@ -143,4 +145,8 @@ for start in range(0, len(views), COLUMNS):
             if go.button(
                 "Open", key=f"open_{view.pk}", on_click=_open, args=(view.pk, view.example_id)
             ):
-                st.switch_page("app_pages/review.py")
+                # switch_page drops the URL's query, so pass the deep link along.
+                st.switch_page(
+                    "app_pages/review.py",
+                    query_params={"project": project.name, "example": view.example_id},
+                )

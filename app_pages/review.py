@@ -31,7 +31,8 @@ queue: QueueFilter = queue_filter_widgets(project, pairs=pairs, categories=categ
 # --- which example: deep link first, then the one we were on, else the queue's first ----
 with transaction() as session:
     linked = st.query_params.get("example")
-    if linked and st.session_state.get("linked_example") != linked:
+    newly_linked = bool(linked) and st.session_state.get("linked_example") != linked
+    if newly_linked:
         st.session_state["linked_example"] = linked
         try:
             st.session_state["current_pk"] = labeling.find_example(
@@ -40,8 +41,11 @@ with transaction() as session:
         except UnknownExample as exc:
             st.error(str(exc))
     if st.session_state.get("queue") != queue:  # the filter changed: start its queue afresh
-        if "queue" in st.session_state and not linked:
+        # The URL keeps the example we were on; only a link opened just now wins.
+        if "queue" in st.session_state and not newly_linked:
             st.session_state.pop("current_pk", None)
+            st.query_params.pop("example", None)
+            st.session_state.pop("linked_example", None)
         st.session_state["queue"] = queue
     current_pk = st.session_state.get("current_pk")
     if current_pk is None:

@@ -46,8 +46,9 @@ ORDERS = ("random", "most confident first", "least confident first")
 #: `QueueFilter.category_id` value meaning "errors with no category yet".
 NO_CATEGORY = 0
 
-#: The method's guide to how many reviewed errors are enough (Machine Learning Yearning).
-SAMPLE_GUIDE = ((10, "very few"), (20, "a rough sense"), (50, "good"), (100, "very good"))
+#: Below this many reviewed errors the shares are too noisy to rank categories (the method's
+#: guide: about 10 is very few, 20 a rough sense, 50 good, 100 very good).
+TOO_FEW_TO_RANK = 20
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def sample_guidance(reviewed: int) -> str:
     About 10 reviewed errors is very few, 20 gives a rough sense, 50 is good, 100 very good.
     """
     noun = "error" if reviewed == 1 else "errors"
-    if reviewed < 20:
+    if reviewed < TOO_FEW_TO_RANK:
         few = "very few, " if reviewed >= 10 else ""
         return (
             f"{reviewed} {noun} reviewed: {few}too few to rank categories yet "
@@ -367,7 +368,11 @@ def mark_reviewed(session: Session, *, example_pks: Sequence[int], reviewer: str
     pks = sorted(set(example_pks))
     if not pks:
         return
-    for example in session.scalars(select(Example).where(Example.id.in_(pks))):
+    examples = list(session.scalars(select(Example).where(Example.id.in_(pks))))
+    if len(examples) != len(pks):
+        missing = sorted(set(pks) - {e.id for e in examples})
+        raise UnknownExample(f"no example with id {missing[0]}")
+    for example in examples:
         example.review_state = ReviewState.REVIEWED.value
     now = utcnow()
     seen = set(
@@ -405,7 +410,9 @@ def category_from_confusion_pair(
     """
     name = confusion_pair_name(label, prediction)
     category = session.scalar(
-        select(Category).where(Category.project_id == project_id, Category.name == name)
+        select(Category).where(
+            Category.project_id == project_id, func.lower(Category.name) == name.lower()
+        )
     )
     if category is None:
         category = create_category(

@@ -1,0 +1,634 @@
+"""The Streamlit pages, driven with AppTest over a real SQLite project: reviewing, the gallery,
+categories mid-review, importing, and that no page reads the whole examples table."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from sqlalchemy import Engine, event, func, select
+from streamlit.testing.v1 import AppTest
+
+from labeltool import labeling
+from labeltool.categories import create_category, update_category
+from labeltool.config import APP_PATH, DB_ENV_VAR, REPO_ROOT
+from labeltool.db import Database
+from labeltool.importing import import_predictions
+from labeltool.labeling import QueueFilter
+from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
+from tests.conftest import make_rows
+
+PAGES = {
+    "review": "app_pages/review.py",
+    "gallery": "app_pages/gallery.py",
+    "categories": "app_pages/categories.py",
+    "report": "app_pages/report.py",
+    "projects": "app_pages/projects.py",
+}
+#: make_rows(36, errors=30): 30 dev errors, 10 in each of cat-as-dog, dog-as-fox, fox-as-cat.
+EXAMPLES, ERRORS = 36, 30
+
+
+@dataclass
+class AppProject:
+    """The project the app opens: its database, id and two categories."""
+
+    db: Database
+    id: int
+    blurry: int
+    mislabeled: int
+
+    def queue(self, queue: QueueFilter | None = None) -> list[int]:
+        with self.db.begin() as session:
+            return labeling.queue_ids(
+                session, project_id=self.id, queue=queue or QueueFilter(), limit=1000
+            )
+
+    def example_id(self, pk: int) -> str:
+        with self.db.begin() as session:
+            return session.scalar(select(Example.example_id).where(Example.id == pk))
+
+    def example(self, pk: int) -> Example:
+        with self.db.begin() as session:
+            return session.get(Example, pk)
+
+    def tags(self) -> set[tuple[int, int, str]]:
+        with self.db.begin() as session:
+            rows = session.execute(select(Tag.example_pk, Tag.category_id, Tag.reviewer))
+            return {tuple(r) for r in rows}
+
+    def mark_reviewed(self, pks: list[int]) -> None:
+        with self.db.begin() as session:
+            labeling.mark_reviewed(session, example_pks=pks, reviewer="ann")
+
+
+@pytest.fixture(autouse=True)
+def fresh_streamlit_caches() -> Iterator[None]:
+    """Each test gets its own cached database and images (the caches are process-wide)."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def project(sqlite_db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch) -> AppProject:
+    """Project "run1" (36 dev examples, 30 misclassified, real PNGs) with the categories
+    "blurry" and "incorrectly labeled", in the database the app opens."""
+    path = write_predictions(make_rows(EXAMPLES, errors=ERRORS))
+    with sqlite_db.begin() as session:
+        import_predictions(session, path, project="run1")
+        project_id = session.scalar(select(Project.id))
+        blurry = create_category(session, project_id=project_id, name="blurry").id
+        mislabeled = create_category(session, project_id=project_id, name="incorrectly labeled")
+    monkeypatch.setenv(DB_ENV_VAR, sqlite_db.url)
+    return AppProject(db=sqlite_db, id=project_id, blurry=blurry, mislabeled=mislabeled.id)
+
+
+# --- every page ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_runs_without_an_exception(project: AppProject, page: str) -> None:
+    """Each page of the navigation renders the sample project without raising."""
+    at = _app(page, reviewer="ann")
+
+    assert not at.exception
+    assert at.sidebar.selectbox(key="project_name").value == "run1"
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_runs_on_an_empty_database(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    """With no project yet every page renders without raising (and says what to do)."""
+    monkeypatch.setenv(DB_ENV_VAR, sqlite_db.url)
+
+    at = _app(page)
+
+    assert not at.exception
+    hints = [e.value for e in at.info] + [e.value for e in at.sidebar.info]
+    assert any("Import" in h or "import" in h for h in hints), hints
+
+
+# --- review --------------------------------------------------------------------------------
+
+
+def test_review_without_a_reviewer_warns_and_disables_tagging(project: AppProject) -> None:
+    """Before a reviewer name is given the page asks for one and the tag and save buttons
+    are disabled."""
+    at = _app("review")
+
+    assert any("Reviewer" in w.value for w in at.warning)
+    assert at.button(key=f"cat_{project.blurry}").disabled
+    assert at.button(key="save_next").disabled
+
+    at.sidebar.text_input(key="reviewer").input("ann").run()
+
+    assert not any("Reviewer" in w.value for w in at.warning)
+    assert not at.button(key=f"cat_{project.blurry}").disabled
+    assert not at.button(key="save_next").disabled
+
+
+def test_review_shows_the_first_example_of_the_queue(project: AppProject) -> None:
+    """The page opens on the queue's first unreviewed error, with its labels and position."""
+    first = project.queue()[0]
+
+    at = _app("review", reviewer="ann")
+
+    assert _shown(at) == (project.example_id(first), 1, ERRORS)
+    example = project.example(first)
+    pair = f"{example.label}-as-{example.prediction}"
+    assert any(pair in m.value for m in at.markdown)
+
+
+def test_clicking_a_category_tags_the_example_for_the_reviewer(project: AppProject) -> None:
+    """A category button saves a tag with the reviewer's name at once, and shows it as on."""
+    first = project.queue()[0]
+    at = _app("review")
+    at.sidebar.text_input(key="reviewer").input("ann").run()
+
+    at.button(key=f"cat_{project.blurry}").click().run()
+
+    assert not at.exception
+    assert project.tags() == {(first, project.blurry, "ann")}
+    assert at.button(key=f"cat_{project.blurry}").label.startswith("✅")
+
+    at.button(key=f"cat_{project.blurry}").click().run()
+
+    assert project.tags() == set()
+
+
+def test_save_and_next_marks_reviewed_and_previous_goes_back(project: AppProject) -> None:
+    """Save & next marks the example reviewed by the reviewer and shows the next one; Back
+    returns to the one just saved."""
+    first, second = project.queue()[:2]
+    at = _app("review", reviewer="ann")
+
+    at.button(key="save_next").click().run()
+
+    assert not at.exception
+    assert project.example(first).review_state == ReviewState.REVIEWED.value
+    with project.db.begin() as session:
+        assert session.execute(select(Review.example_pk, Review.reviewer)).all() == [(first, "ann")]
+    assert _shown(at) == (project.example_id(second), 1, ERRORS - 1)
+    assert at.query_params["example"] == project.example_id(second)
+
+    at.button(key="previous").click().run()
+
+    assert _shown(at)[0] == project.example_id(first)
+    assert "*reviewed*" in _header(at)
+
+
+def test_skip_puts_the_example_aside_and_moves_on(project: AppProject) -> None:
+    """Skip marks the example "skipped" and shows the next one in the queue."""
+    first, second = project.queue()[:2]
+    at = _app("review", reviewer="ann")
+
+    at.button(key="skip").click().run()
+
+    assert project.example(first).review_state == ReviewState.SKIPPED.value
+    assert _shown(at)[0] == project.example_id(second)
+
+
+def test_a_comment_is_saved_when_changed(project: AppProject) -> None:
+    """Typing a comment saves it to the example straight away."""
+    first = project.queue()[0]
+    at = _app("review", reviewer="ann")
+
+    at.text_area(key=f"comment_{first}").input("  edges look blurred ").run()
+
+    assert not at.exception
+    assert project.example(first).comment == "edges look blurred"
+
+
+def test_tagging_incorrectly_labeled_asks_for_the_corrected_label(project: AppProject) -> None:
+    """Tagging the incorrect-label category shows the corrected-label box prefilled with the
+    model's prediction, and saves that label."""
+    first = project.queue()[0]
+    prediction = project.example(first).prediction
+    at = _app("review", reviewer="ann")
+    assert f"corrected_{first}" not in _keys(at.selectbox)
+
+    at.button(key=f"cat_{project.mislabeled}").click().run()
+
+    assert at.selectbox(key=f"corrected_{first}").value == prediction
+    assert project.example(first).corrected_label == prediction
+
+    at.selectbox(key=f"corrected_{first}").select("—").run()
+
+    assert project.example(first).corrected_label is None
+
+
+def test_a_deep_link_opens_that_example(project: AppProject) -> None:
+    """?example=ID opens the example with that id, wherever it is in the queue."""
+    target = project.queue()[7]
+    example_id = project.example_id(target)
+    at = AppTest.from_file(str(APP_PATH), default_timeout=30)
+    at.query_params["example"] = example_id
+
+    at.run()
+
+    assert not at.exception
+    assert _shown(at) == (example_id, 8, ERRORS)
+
+
+def test_a_deep_link_to_an_unknown_example_says_so(project: AppProject) -> None:
+    """?example= with an id the project does not have shows an error and the queue's first."""
+    at = AppTest.from_file(str(APP_PATH), default_timeout=30)
+    at.query_params["example"] = "nope"
+
+    at.run()
+
+    assert any("no example 'nope'" in e.value for e in at.error)
+    assert _shown(at)[0] == project.example_id(project.queue()[0])
+
+
+def test_filtering_by_confusion_pair_narrows_the_queue(project: AppProject) -> None:
+    """Choosing a confusion pair in the sidebar shows only that pair's errors."""
+    at = _app("review", reviewer="ann")
+    assert _shown(at)[2] == ERRORS
+
+    at.sidebar.selectbox(key="q_pair").select("dog-as-fox (10)").run()
+
+    shown_id, position, total = _shown(at)
+    assert (position, total) == (1, 10)
+    first_pair = project.queue(QueueFilter(confusion_pair=("dog", "fox")))[0]
+    assert shown_id == project.example_id(first_pair)
+    assert any("(dog-as-fox)" in m.value for m in at.markdown)
+
+
+def test_changing_the_filter_after_moving_on_starts_the_new_queue(project: AppProject) -> None:
+    """After Save & next has put an example in the URL, choosing another confusion pair still
+    jumps to that pair's first error (not the example shown before)."""
+    at = _app("review", reviewer="ann")
+    at.button(key="save_next").click().run()
+    assert at.query_params["example"]
+
+    at.sidebar.selectbox(key="q_pair").select("dog-as-fox (10)").run()
+
+    first_pair = project.queue(QueueFilter(confusion_pair=("dog", "fox")))[0]
+    assert _shown(at) == (project.example_id(first_pair), 1, 10)
+
+
+def test_an_empty_queue_says_nothing_is_left(project: AppProject) -> None:
+    """When every error has been reviewed the page says the queue is empty."""
+    project.mark_reviewed(project.queue())
+
+    at = _app("review", reviewer="ann")
+
+    assert not at.exception
+    assert any("Nothing left in this queue" in s.value for s in at.success)
+    assert "save_next" not in _keys(at.button)
+
+
+def test_an_archived_category_has_no_button(project: AppProject) -> None:
+    """An archived category disappears from the review screen (the category table's editing
+    itself cannot be driven by AppTest, so the archive is made through the core)."""
+    with project.db.begin() as session:
+        update_category(session, category_id=project.blurry, archived=True)
+
+    at = _app("review", reviewer="ann")
+
+    assert f"cat_{project.blurry}" not in _keys(at.button)
+    assert f"cat_{project.mislabeled}" in _keys(at.button)
+
+
+# --- gallery -------------------------------------------------------------------------------
+
+
+def test_gallery_shows_a_page_of_tiles(project: AppProject) -> None:
+    """The gallery shows the first 24 errors of the queue, one selectable tile each."""
+    at = _app("gallery", reviewer="ann")
+
+    assert not at.exception
+    assert any(
+        f"**{ERRORS}** errors match the filter · page 1 of 2" in m.value for m in at.markdown
+    )
+    assert [c.key for c in at.checkbox] == [f"sel_{pk}" for pk in project.queue()[:24]]
+
+
+def test_gallery_pages_through_the_queue(project: AppProject) -> None:
+    """Page 2 shows the errors after the first 24."""
+    at = _app("gallery", reviewer="ann")
+
+    at.number_input(key="g_page").set_value(2).run()
+
+    assert any("page 2 of 2" in m.value for m in at.markdown)
+    assert [c.key for c in at.checkbox] == [f"sel_{pk}" for pk in project.queue()[24:]]
+
+
+def test_gallery_tags_exactly_the_selected_examples(project: AppProject) -> None:
+    """Selecting two tiles and pressing "Tag selected" tags those two for the reviewer."""
+    chosen = project.queue()[3:5]
+    at = _app("gallery", reviewer="ann")
+    for pk in chosen:
+        at.checkbox(key=f"sel_{pk}").check()
+    at.selectbox(key="g_category").select("blurry")
+
+    at.button(key="g_tag").click().run()
+
+    assert not at.exception
+    assert project.tags() == {(pk, project.blurry, "ann") for pk in chosen}
+    assert any("2 examples tagged 'blurry'" in s.value for s in at.success)
+
+
+def test_open_from_the_gallery_shows_that_example_in_review(project: AppProject) -> None:
+    """A tile's Open button shows that example on the review page, also after the filter was
+    changed in the gallery, and puts it in the URL."""
+    at = _app("review", reviewer="ann")
+    at.switch_page(PAGES["gallery"]).run()
+    at.sidebar.selectbox(key="q_pair").select("dog-as-fox (10)").run()
+    target = project.queue(QueueFilter(confusion_pair=("dog", "fox")))[3]
+
+    at.button(key=f"open_{target}").click().run()
+
+    assert not at.exception
+    assert _shown(at) == (project.example_id(target), 4, 10)
+    assert at.query_params["example"] == project.example_id(target)
+
+
+def test_gallery_tagging_needs_a_reviewer(project: AppProject) -> None:
+    """Without a reviewer name the gallery's tag buttons are disabled."""
+    at = _app("gallery")
+
+    assert at.button(key="g_tag").disabled
+    assert at.button(key="g_reviewed").disabled
+
+
+# --- categories ----------------------------------------------------------------------------
+
+
+def test_adding_a_category_mid_review_sends_reviewed_examples_back(project: AppProject) -> None:
+    """Adding a category through the form creates it, moves the reviewed examples to
+    "needs re-review", and the message says how many."""
+    done = project.queue()[:3]
+    project.mark_reviewed(done)
+    at = _app("categories", reviewer="ann")
+
+    at.text_input(key="new_name").input("instagram filter")
+    _button(at, "Add category").click().run()
+
+    assert not at.exception
+    assert any(
+        "Added 'instagram filter'" in s.value
+        and "3 reviewed examples now need re-review" in s.value
+        for s in at.success
+    )
+    with project.db.begin() as session:
+        names = session.scalars(select(Category.name).order_by(Category.id)).all()
+        rereview = session.scalars(
+            select(Example.id).where(Example.review_state == ReviewState.NEEDS_REREVIEW.value)
+        ).all()
+    assert names == ["blurry", "incorrectly labeled", "instagram filter"]
+    assert sorted(rereview) == sorted(done)
+
+
+def test_a_bad_category_is_refused_with_a_message(project: AppProject) -> None:
+    """A duplicate name in the form shows an error and adds nothing."""
+    at = _app("categories", reviewer="ann")
+
+    at.text_input(key="new_name").input("Blurry")
+    _button(at, "Add category").click().run()
+
+    assert any("already exists" in e.value for e in at.error)
+    with project.db.begin() as session:
+        assert session.scalar(select(func.count()).select_from(Category)) == 2
+
+
+def test_a_confusion_pair_becomes_a_category_in_one_click(project: AppProject) -> None:
+    """The "Make 'cat-as-dog' a category" button creates the category and tags the pair's
+    errors for the reviewer; the pair then shows as already a category."""
+    at = _app("categories", reviewer="ann")
+    assert _button(at, "Make 'cat-as-dog' a category").key == "pair_cat_dog"
+
+    at.button(key="pair_cat_dog").click().run()
+
+    assert not at.exception
+    assert any("'cat-as-dog' is now a category" in s.value for s in at.success)
+    with project.db.begin() as session:
+        category_id = session.scalar(select(Category.id).where(Category.name == "cat-as-dog"))
+        pair = session.scalars(
+            select(Example.id).where(
+                Example.label == "cat", Example.prediction == "dog", Example.is_error.is_(True)
+            )
+        ).all()
+    assert len(pair) == 10
+    assert project.tags() == {(pk, category_id, "ann") for pk in pair}
+    assert "pair_cat_dog" not in _keys(at.button)
+
+
+def test_the_pair_button_needs_a_reviewer(project: AppProject) -> None:
+    """Without a reviewer name the confusion-pair buttons are disabled."""
+    at = _app("categories")
+
+    assert at.button(key="pair_cat_dog").disabled
+
+
+def test_the_category_table_shows_archived_categories(project: AppProject) -> None:
+    """The category table lists archived categories with archived ticked (archiving is done
+    through the core: AppTest cannot apply data_editor edits to fire its on_change)."""
+    with project.db.begin() as session:
+        update_category(session, category_id=project.blurry, archived=True)
+
+    at = _app("categories", reviewer="ann")
+
+    table = at.data_editor(key="category_table").value
+    assert dict(zip(table["name"], table["archived"], strict=True)) == {
+        "blurry": True,
+        "incorrectly labeled": False,
+    }
+
+
+# --- projects ------------------------------------------------------------------------------
+
+
+def test_projects_page_lists_projects_with_their_dev_error(project: AppProject) -> None:
+    """The projects table shows each project's dev examples, errors and dev error."""
+    at = _app("projects")
+
+    assert len(at.dataframe) == 1
+    table = at.dataframe[0].value
+    assert table["project"].tolist() == ["run1"]
+    assert (int(table["dev examples"][0]), int(table["misclassified"][0])) == (EXAMPLES, ERRORS)
+    assert table["dev error"][0] == pytest.approx(ERRORS / EXAMPLES)
+
+
+def test_importing_a_file_by_its_server_path(project: AppProject, write_predictions) -> None:
+    """Importing a good file by path creates the project, reports it and selects it."""
+    path = write_predictions(make_rows(6, errors=2), name="run2.csv")
+    at = _app("projects")
+
+    at.text_input(key="import_project").input("run2")
+    at.text_input(key="import_path").input(str(path))
+    _button(at, "Import").click().run()
+
+    assert not at.exception
+    assert any("project 'run2'" in s.value and "2 misclassified" in s.value for s in at.success)
+    assert at.sidebar.selectbox(key="project_name").value == "run2"
+    with project.db.begin() as session:
+        run2 = session.scalar(select(Project.id).where(Project.name == "run2"))
+        count = session.scalar(select(func.count()).where(Example.project_id == run2))
+    assert count == 6
+
+
+def test_importing_a_bad_file_names_the_row_and_column_and_writes_nothing(
+    project: AppProject, write_predictions
+) -> None:
+    """A file with a bad cell shows an error naming its row and column, and the database is
+    left as it was."""
+    rows = make_rows(4, errors=2)
+    rows[1]["confidence"] = "high"
+    path = write_predictions(rows, name="bad.csv")
+    at = _app("projects")
+
+    at.text_input(key="import_project").input("bad")
+    at.text_input(key="import_path").input(str(path))
+    _button(at, "Import").click().run()
+
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("row 3" in e and "column 'confidence'" in e for e in errors), errors
+    with project.db.begin() as session:
+        assert session.scalars(select(Project.name)).all() == ["run1"]
+        assert session.scalar(select(func.count()).select_from(Example)) == EXAMPLES
+
+
+def test_importing_without_a_file_asks_for_one(project: AppProject) -> None:
+    """Submitting the import form with a name but no file or path says what is missing."""
+    at = _app("projects")
+
+    at.text_input(key="import_project").input("run2")
+    _button(at, "Import").click().run()
+
+    assert any("choose a predictions file" in e.value for e in at.error)
+
+
+# --- no page reads the whole table ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["review", "gallery"])
+def test_a_rerun_runs_as_many_statements_on_a_large_project(
+    tmp_path: Path, write_predictions, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    """One rerun of the page runs the same number of SQL statements on a 20- and a
+    400-example project and loads at most a gallery page of examples, so no page reads the
+    examples table."""
+    counts, loaded = [], []
+    for n in (20, 400):
+        st.cache_resource.clear()
+        database = Database.open(f"sqlite:///{tmp_path / f'n{n}.db'}")
+        path = write_predictions(make_rows(n, errors=n * 4 // 5), name=f"n{n}.csv", images=False)
+        with database.begin() as session:
+            import_predictions(session, path, project="run1", check_images=False)
+            project_id = session.scalar(select(Project.id))
+            blurry = create_category(session, project_id=project_id, name="blurry").id
+            pks = labeling.queue_ids(session, project_id=project_id, queue=QueueFilter(), limit=n)
+            labeling.set_tag(session, example_pks=pks, category_id=blurry, reviewer="bob")
+            labeling.mark_reviewed(session, example_pks=pks[:5], reviewer="bob")
+        monkeypatch.setenv(DB_ENV_VAR, database.url)
+        at = _app(page, reviewer="ann")
+        with _statements() as seen, _examples_loaded() as examples:
+            at.run()
+        assert not at.exception
+        counts.append(len(seen))
+        loaded.append(len(examples))
+        database.dispose()
+
+    assert counts[0] == counts[1]
+    assert 0 < counts[0] <= 20, counts
+    assert 0 < max(loaded) <= 24, loaded
+
+
+# --- the core stays free of streamlit ------------------------------------------------------
+
+
+def test_no_core_module_imports_streamlit() -> None:
+    """Nothing under labeltool/ imports streamlit: the core works without the UI."""
+    offenders = []
+    for source in sorted((REPO_ROOT / "labeltool").rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            if any(name == "streamlit" or name.startswith("streamlit.") for name in names):
+                offenders.append(source.name)
+
+    assert len(list((REPO_ROOT / "labeltool").rglob("*.py"))) > 5
+    assert offenders == []
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _app(page: str, *, reviewer: str | None = None) -> AppTest:
+    """The app, run once on `page`, with the reviewer name already typed when given."""
+    at = AppTest.from_file(str(APP_PATH), default_timeout=30)
+    if reviewer is not None:
+        at.session_state["reviewer"] = reviewer
+    if page != "review":
+        at.switch_page(PAGES[page])
+    return at.run()
+
+
+def _header(at: AppTest) -> str:
+    headers = [m.value for m in at.markdown if m.value.startswith("#### Example")]
+    assert len(headers) == 1, [m.value for m in at.markdown]
+    return headers[0]
+
+
+def _shown(at: AppTest) -> tuple[str, int, int]:
+    """(example_id, 1-based position, queue size) from the review page's header."""
+    match = re.match(r"#### Example `([^`]+)` · (\d+) of (\d+) in the queue", _header(at))
+    assert match, _header(at)
+    return match[1], int(match[2]), int(match[3])
+
+
+def _keys(widgets) -> set[str]:
+    return {w.key for w in widgets}
+
+
+def _button(at: AppTest, label: str):
+    matches = [b for b in at.button if b.label == label]
+    assert len(matches) == 1, [b.label for b in at.button]
+    return matches[0]
+
+
+@contextmanager
+def _examples_loaded() -> Iterator[list[Example]]:
+    """Every Example the ORM builds from a row inside the block."""
+    seen: list[Example] = []
+
+    def record(target: Example, _context) -> None:
+        seen.append(target)
+
+    event.listen(Example, "load", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Example, "load", record)
+
+
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    """Every SQL statement any engine runs inside the block."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
