@@ -294,6 +294,129 @@ def serve_command(state: _State, port: int, host: str) -> None:
         raise SystemExit(0) from None
 
 
+@cli.command("report")
+@click.option("--project", required=True, help="Project name.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table: readable text with the headline; csv: the ceiling table; json: headline "
+    "numbers and categories.",
+)
+@click.option(
+    "--reviewer",
+    help="Count only the errors this reviewer reviewed, and only their tags [default: everyone].",
+)
+@click.option(
+    "--confusion-pair",
+    nargs=2,
+    metavar="LABEL PREDICTION",
+    default=None,
+    help="Only the errors of this confusion pair (true label, predicted label), e.g. dog cat.",
+)
+@click.pass_obj
+def report_command(
+    state: _State,
+    project: str,
+    output_format: str,
+    reviewer: str | None,
+    confusion_pair: tuple[str, str] | None,
+) -> None:
+    """Rank the error categories by share of the reviewed errors, with each one's ceiling.
+
+    The ceiling is the most the dev error can fall if the category is fixed (share x dev
+    error); the interval is Wilson 95%.
+    """
+    import json
+
+    from labeltool import report
+    from labeltool.export import to_csv
+    from labeltool.projects import get_project
+
+    pair = tuple(confusion_pair) if confusion_pair else None
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        scope = {"project_id": project_id, "reviewer": reviewer, "confusion_pair": pair}
+        if output_format == "json":
+            click.echo(json.dumps(report.report_json(session, **scope), indent=2))
+            return
+        table = report.ceiling_table(session, **scope)
+        if output_format == "csv":
+            click.echo(to_csv(table), nl=False)
+            return
+        title = f"Project '{project}'"
+        if reviewer:
+            title += f", reviewer {reviewer}"
+        if pair:
+            title += f", confusion pair {pair[0]}-as-{pair[1]}"
+        text = report.report_text(
+            report.headline(session, **scope),
+            table,
+            report.incorrect_label_accounting(session, **scope),
+            title=title,
+            confusion_pair=pair,
+        )
+    click.echo(text, nl=False)
+
+
+@cli.command("export")
+@click.option("--project", required=True, help="Project name.")
+@click.option(
+    "--table",
+    type=click.Choice(["wide", "long", "report", "corrections"]),
+    required=True,
+    help="wide: the method's spreadsheet (one row per reviewed error, a 0/1 column per "
+    "category; import-tags reads it back); long: one row per tag; report: the ceiling table; "
+    "corrections: examples given a corrected label.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV file to write (UTF-8; formula-like cells are prefixed with ').",
+)
+@click.pass_obj
+def export_command(state: _State, project: str, table: str, out: Path) -> None:
+    """Write one of the project's tables as a CSV safe to open in a spreadsheet."""
+    from labeltool.export import export_table, to_csv
+    from labeltool.projects import get_project
+
+    with state.database().begin() as session:
+        frame = export_table(session, project_id=get_project(session, project).id, table=table)
+    try:
+        to_csv(frame, out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"wrote the {table} table of project '{project}' ({len(frame)} rows) to {out}")
+
+
+@cli.command("import-tags")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--project", required=True, help="Project name (its predictions must be imported).")
+@click.option(
+    "--reviewer",
+    help="Record every row as reviewed by this reviewer [default: each row's reviewer cell, "
+    "else 'import'].",
+)
+@click.pass_obj
+def import_tags_command(state: _State, file: Path, project: str, reviewer: str | None) -> None:
+    """Import a wide table (as `export --table wide` writes it) back: tags, comments, labels.
+
+    Columns: example_id, then one 0/1 column per category (new ones are created), and
+    optionally comment, corrected_label, reviewer. All or nothing.
+    """
+    from labeltool.projects import get_project
+    from labeltool.tags_import import import_tags
+
+    with state.database().begin() as session:
+        summary = import_tags(
+            session, file, project_id=get_project(session, project).id, reviewer=reviewer
+        )
+    click.echo(str(summary))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="labeltool")

@@ -1,0 +1,339 @@
+"""Read the method's wide spreadsheet back into a project: tags, comments, corrected labels.
+
+The format is what `export.wide_table` writes: the fixed columns example_id, image, label,
+prediction, confidence, comment, corrected_label, reviewer, and one column per error category
+(every other column; created, in column order, when the project does not have it yet).
+Category cells are 1 or 0 (also: blank = 0, true/false, yes/no, x = 1, any case). Only
+example_id is required; image, label, prediction and confidence are there for the reader and
+are not imported (the predictions come from `labeltool import`).
+
+Each row counts as reviewed by its reviewers: `--reviewer` when given, else the row's
+`reviewer` cell split on ";", else "import". For those reviewers the row's tags become exactly
+its 1s (a 0 removes that reviewer's tag); other reviewers' tags are left alone. Every cell is
+checked before anything is written, so a bad file changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from labeltool.categories import create_category, list_categories
+from labeltool.config import DEFAULT_SPLIT
+from labeltool.errors import InvalidInput, UnknownProject
+from labeltool.export import FIXED_COLUMNS, REVIEWER_SEPARATOR, restore_cell
+from labeltool.importing import read_table
+from labeltool.models import Example, Project, Review, ReviewState, Tag, utcnow
+
+#: The reviewer recorded when neither --reviewer nor the row's reviewer cell names one.
+DEFAULT_REVIEWER = "import"
+#: Cell spellings accepted in category columns.
+TRUE_CELLS = frozenset({"1", "true", "yes", "x"})
+FALSE_CELLS = frozenset({"", "0", "false", "no"})
+
+_UNNAMED = re.compile(r"^Unnamed: \d+$")  # what pandas calls a column with an empty header
+_CHUNK = 500
+
+
+@dataclass
+class TagsImportSummary:
+    """What an import of the wide table did, for the CLI's line and the page's message."""
+
+    project: str
+    rows: int
+    reviewers: list[str] = field(default_factory=list)
+    categories_added: list[str] = field(default_factory=list)
+    tags_added: int = 0
+    tags_removed: int = 0
+    corrections: int = 0
+
+    def __str__(self) -> str:
+        text = (
+            f"project '{self.project}': {self.rows} row{'' if self.rows == 1 else 's'} "
+            "imported as reviewed by "
+            f"{', '.join(self.reviewers) or 'nobody'}; {self.tags_added} tags added, "
+            f"{self.tags_removed} removed; {self.corrections} corrected labels"
+        )
+        if self.categories_added:
+            text += f"; categories added: {', '.join(self.categories_added)}"
+        return text
+
+
+def import_tags(
+    session: Session,
+    path: str | os.PathLike[str],
+    *,
+    project_id: int,
+    reviewer: str | None = None,
+) -> TagsImportSummary:
+    """Import the wide table at `path` into the project, all or nothing (see module doc)."""
+    path = Path(path)
+    file = path.name
+    project = session.get(Project, project_id)
+    if project is None:
+        raise UnknownProject(f"id {project_id}")
+    if reviewer is not None:
+        reviewer = _clean_reviewer(reviewer, file=None, row=None)
+
+    table = read_table(path)
+    table = table.map(restore_cell)
+    table.columns = [restore_cell(c) for c in table.columns]
+    columns = _check_header(table, file=file)
+    fixed = {c.casefold(): c for c in FIXED_COLUMNS}
+    column_role = {c: fixed.get(c.casefold()) for c in columns}  # None: a category
+    category_columns = [c for c in columns if column_role[c] is None]
+    by_role = {role: c for c, role in column_role.items() if role}
+
+    existing = {
+        c.name.casefold(): c
+        for c in list_categories(session, project_id=project_id, include_archived=True)
+    }
+    new_names = [_name(c) for c in category_columns if _name(c).casefold() not in existing]
+
+    # --- check every row before writing anything --------------------------------------
+    ids = [str(v).strip() for v in table[by_role["example_id"]]]
+    examples = _examples_by_id(session, project_id=project_id, example_ids=ids)
+    classes = set(project.class_names or ())
+    rows = []
+    seen: dict[str, int] = {}
+    for offset, record in enumerate(table.to_dict("records")):
+        row_number = offset + 2
+        example_id = ids[offset]
+        if not example_id:
+            raise InvalidInput("is empty", file=file, row=row_number, column="example_id")
+        if example_id in seen:
+            raise InvalidInput(
+                f"example_id '{example_id}' appears twice in the file (first in row "
+                f"{seen[example_id]})",
+                file=file,
+                row=row_number,
+                column="example_id",
+            )
+        seen[example_id] = row_number
+        found = examples.get(example_id)
+        if found is None:
+            raise InvalidInput(
+                f"unknown example_id '{example_id}' (not in project '{project.name}')",
+                file=file,
+                row=row_number,
+                column="example_id",
+            )
+        pk, split, is_error = found
+        if split != DEFAULT_SPLIT or not is_error:
+            raise InvalidInput(
+                f"example '{example_id}' is not a misclassified dev example; only those are "
+                "reviewed",
+                file=file,
+                row=row_number,
+                column="example_id",
+            )
+        ticked = {
+            column: _flag(record[column], file=file, row=row_number, column=column)
+            for column in category_columns
+        }
+        corrected = None
+        if "corrected_label" in by_role:
+            corrected = str(record[by_role["corrected_label"]]).strip() or None
+            if corrected is not None and corrected not in classes:
+                raise InvalidInput(
+                    f"unknown label '{corrected}' (known classes: "
+                    f"{', '.join(project.class_names or ())})",
+                    file=file,
+                    row=row_number,
+                    column="corrected_label",
+                )
+        if reviewer is not None:
+            reviewers = [reviewer]
+        else:
+            cell = str(record[by_role["reviewer"]]) if "reviewer" in by_role else ""
+            reviewers = sorted(
+                {
+                    _clean_reviewer(name, file=file, row=row_number)
+                    for name in cell.split(REVIEWER_SEPARATOR)
+                    if name.strip()
+                }
+            ) or [DEFAULT_REVIEWER]
+        rows.append(
+            {
+                "pk": pk,
+                "ticked": ticked,
+                "comment": record[by_role["comment"]] if "comment" in by_role else None,
+                "corrected": corrected,
+                "reviewers": reviewers,
+            }
+        )
+
+    # --- write ----------------------------------------------------------------------------
+    added = []
+    for name in new_names:
+        category = create_category(session, project_id=project_id, name=name, mark_rereview=False)
+        existing[name.casefold()] = category
+        added.append(category.name)
+    category_ids = {c: existing[_name(c).casefold()].id for c in category_columns}
+    summary = TagsImportSummary(project=project.name, rows=len(rows), categories_added=added)
+    _write_rows(session, rows, category_ids=category_ids, by_role=by_role, summary=summary)
+    return summary
+
+
+# --- private helpers -------------------------------------------------------------------
+
+
+def _check_header(table, *, file: str) -> list[str]:
+    """The header's columns, without unnamed empty ones; InvalidInput if it cannot be read."""
+    columns = []
+    for column in table.columns:
+        if _UNNAMED.match(column):
+            if (table[column].astype(str).str.strip() != "").any():
+                number = int(column.split(":")[1]) + 1
+                raise InvalidInput(
+                    f"column {number} has values but no name in the header", file=file, row=1
+                )
+            continue  # an empty trailing column, as spreadsheets sometimes save
+        columns.append(column)
+    folded = [_name(c).casefold() for c in columns]
+    for column, key in zip(columns, folded, strict=True):
+        if not key:
+            raise InvalidInput("a column has an empty name in the header", file=file, row=1)
+        if len(key) > 100:
+            raise InvalidInput(
+                "a category name has at most 100 characters", file=file, row=1, column=column
+            )
+        if folded.count(key) > 1:
+            raise InvalidInput(
+                "appears more than once in the header", file=file, row=1, column=column
+            )
+    if "example_id" not in folded:
+        raise InvalidInput(
+            f"required column is missing (the header has: {', '.join(columns) or 'nothing'})",
+            file=file,
+            row=1,
+            column="example_id",
+        )
+    return columns
+
+
+def _name(column: str) -> str:
+    """A header as a category name: inner runs of whitespace become one space."""
+    return " ".join(column.split())
+
+
+def _examples_by_id(
+    session: Session, *, project_id: int, example_ids: list[str]
+) -> dict[str, tuple[int, str, bool]]:
+    """example_id -> (pk, split, is_error) for the ids that exist in the project."""
+    found = {}
+    unique = sorted(set(example_ids))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        for pk, example_id, split, is_error in session.execute(
+            select(Example.id, Example.example_id, Example.split, Example.is_error).where(
+                Example.project_id == project_id, Example.example_id.in_(chunk)
+            )
+        ):
+            found[example_id] = (pk, split, bool(is_error))
+    return found
+
+
+def _flag(value, *, file: str, row: int, column: str) -> bool:
+    text = str(value).strip().casefold()
+    if text in TRUE_CELLS:
+        return True
+    if text in FALSE_CELLS:
+        return False
+    raise InvalidInput(
+        f"'{value}' is not 0 or 1 (also accepted: blank, true/false, yes/no, x)",
+        file=file,
+        row=row,
+        column=column,
+    )
+
+
+def _clean_reviewer(name: str, *, file: str | None, row: int | None) -> str:
+    cleaned = " ".join(str(name).split())
+    if not cleaned:
+        raise InvalidInput(
+            "a reviewer needs a name", file=file, row=row, column="reviewer" if file else None
+        )
+    if len(cleaned) > 100:
+        raise InvalidInput(
+            "a reviewer name has at most 100 characters", file=file, row=row, column="reviewer"
+        )
+    return cleaned
+
+
+def _write_rows(
+    session: Session,
+    rows: list[dict],
+    *,
+    category_ids: dict[str, int],
+    by_role: dict[str, str],
+    summary: TagsImportSummary,
+) -> None:
+    """Apply the checked rows: review state, Review rows, tags, comment, corrected label."""
+    pks = [row["pk"] for row in rows]
+    have_reviews: set[tuple[int, str]] = set()
+    have_tags: dict[tuple[int, int, str], int] = {}
+    wanted_categories = set(category_ids.values())
+    for start in range(0, len(pks), _CHUNK):
+        chunk = pks[start : start + _CHUNK]
+        have_reviews |= {
+            (pk, name)
+            for pk, name in session.execute(
+                select(Review.example_pk, Review.reviewer).where(Review.example_pk.in_(chunk))
+            )
+        }
+        for tag_id, pk, category_id, name in session.execute(
+            select(Tag.id, Tag.example_pk, Tag.category_id, Tag.reviewer).where(
+                Tag.example_pk.in_(chunk)
+            )
+        ):
+            if category_id in wanted_categories:
+                have_tags[(pk, category_id, name)] = tag_id
+
+    now = utcnow()
+    example_updates, new_reviews, new_tags, old_tags = [], [], [], []
+    everyone: set[str] = set()
+    for row in rows:
+        pk = row["pk"]
+        values = {"id": pk, "review_state": ReviewState.REVIEWED.value, "updated_at": now}
+        if "comment" in by_role:
+            values["comment"] = str(row["comment"])
+        if "corrected_label" in by_role:
+            values["corrected_label"] = row["corrected"]
+            summary.corrections += row["corrected"] is not None
+        example_updates.append(values)
+        for name in row["reviewers"]:
+            everyone.add(name)
+            if (pk, name) not in have_reviews:
+                new_reviews.append({"example_pk": pk, "reviewer": name, "reviewed_at": now})
+            for column, ticked in row["ticked"].items():
+                key = (pk, category_ids[column], name)
+                if ticked and key not in have_tags:
+                    new_tags.append(
+                        {
+                            "example_pk": pk,
+                            "category_id": key[1],
+                            "reviewer": name,
+                            "tagged_at": now,
+                        }
+                    )
+                elif not ticked and key in have_tags:
+                    old_tags.append(have_tags[key])
+
+    for start in range(0, len(example_updates), _CHUNK):
+        session.execute(update(Example), example_updates[start : start + _CHUNK])
+    if new_reviews:
+        session.execute(insert(Review), new_reviews)
+    for start in range(0, len(old_tags), _CHUNK):
+        session.execute(delete(Tag).where(Tag.id.in_(old_tags[start : start + _CHUNK])))
+    if new_tags:
+        session.execute(insert(Tag), new_tags)
+    session.flush()
+    summary.reviewers = sorted(everyone)
+    summary.tags_added = len(new_tags)
+    summary.tags_removed = len(old_tags)
