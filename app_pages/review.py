@@ -20,6 +20,7 @@ from labeltool import labeling
 from labeltool.categories import list_categories
 from labeltool.errors import UnknownExample
 from labeltool.labeling import QueueFilter
+from labeltool.models import confusion_pair_name
 
 project: ProjectInfo = require_project()
 
@@ -27,6 +28,24 @@ with transaction() as session:
     categories = list_categories(session, project_id=project.id)
     pairs = labeling.confusion_pairs(session, project_id=project.id)
 queue: QueueFilter = queue_filter_widgets(project, pairs=pairs, categories=categories)
+if queue.confusion_pair is not None:
+    pair_name = confusion_pair_name(*queue.confusion_pair)
+    if all(c.name.lower() != pair_name.lower() for c in categories):
+        st.sidebar.button(
+            f"Make '{pair_name}' a category",
+            key="pair_to_category",
+            disabled=not reviewer(),
+            help="Creates the category and tags every error of this pair with it.",
+            on_click=action,
+            args=(labeling.category_from_confusion_pair,),
+            kwargs={
+                "project_id": project.id,
+                "label": queue.confusion_pair[0],
+                "prediction": queue.confusion_pair[1],
+                "reviewer": reviewer(),
+                "success": f"'{pair_name}' is now a category; its errors are tagged",
+            },
+        )
 
 # --- which example: deep link first, then the one we were on, else the queue's first ----
 with transaction() as session:

@@ -265,6 +265,30 @@ def test_filtering_by_confusion_pair_narrows_the_queue(project: AppProject) -> N
     assert any("(dog-as-fox)" in m.value for m in at.markdown)
 
 
+def test_the_review_screen_turns_the_filtered_pair_into_a_category(project: AppProject) -> None:
+    """Filtering the queue by a pair offers "Make 'dog-as-fox' a category", which tags exactly
+    that pair's errors for the reviewer; the offer then disappears."""
+    at = _app("review", reviewer="ann")
+    assert "pair_to_category" not in _keys(at.sidebar.button)
+    at.sidebar.selectbox(key="q_pair").select("dog-as-fox (10)").run()
+
+    at.sidebar.button(key="pair_to_category").click().run()
+
+    assert not at.exception
+    with project.db.begin() as session:
+        category_id = session.scalar(select(Category.id).where(Category.name == "dog-as-fox"))
+        pair = session.scalars(
+            select(Example.id).where(
+                Example.label == "dog", Example.prediction == "fox", Example.is_error.is_(True)
+            )
+        ).all()
+    assert category_id is not None and len(pair) == 10
+    assert {t for t in project.tags() if t[1] == category_id} == {
+        (pk, category_id, "ann") for pk in pair
+    }
+    assert "pair_to_category" not in _keys(at.sidebar.button)
+
+
 def test_changing_the_filter_after_moving_on_starts_the_new_queue(project: AppProject) -> None:
     """After Save & next has put an example in the URL, choosing another confusion pair still
     jumps to that pair's first error (not the example shown before)."""
