@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 
 from labeltool.config import SAMPLE_DIR
 from labeltool.db import Database
+from labeltool.models import Base
 
 PG_ENV = "LABELTOOL_TEST_DATABASE_URL"
 
@@ -127,3 +128,15 @@ def make_rows(
             }
         )
     return rows
+
+
+def table_contents(db: Database) -> dict[str, list[tuple]]:
+    """Every row of every table, in primary-key order: the database's full state."""
+    with db.engine.connect() as connection:
+        return {
+            table.name: [
+                tuple(row)
+                for row in connection.execute(table.select().order_by(*table.primary_key))
+            ]
+            for table in Base.metadata.sorted_tables
+        }

@@ -25,8 +25,9 @@ from labeltool.export import (
     to_csv,
     wide_table,
 )
-from labeltool.models import Base, Category, Example, Review, ReviewState, Tag
+from labeltool.models import Category, Example, Review, ReviewState, Tag
 from labeltool.tags_import import import_tags
+from tests.conftest import table_contents
 from tests.test_report import PROJECT, error_ids, make_project, review
 
 HEADER = "example_id,image,label,prediction,confidence"
@@ -48,18 +49,6 @@ def export_wide(db: Database, project_id: int, path: Path) -> bytes:
 def run_import(db: Database, path: Path, project_id: int, **options):
     with db.begin() as session:
         return import_tags(session, path, project_id=project_id, **options)
-
-
-def table_contents(db: Database) -> dict[str, list[tuple]]:
-    """Every row of every table, in primary-key order: the database's full state."""
-    with db.engine.connect() as connection:
-        return {
-            table.name: [
-                tuple(row)
-                for row in connection.execute(table.select().order_by(*table.primary_key))
-            ]
-            for table in Base.metadata.sorted_tables
-        }
 
 
 @pytest.fixture

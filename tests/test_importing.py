@@ -14,8 +14,8 @@ from sqlalchemy import select
 from labeltool.db import Database
 from labeltool.errors import InvalidInput, UnsafePath
 from labeltool.importing import ImportSummary, import_predictions, safe_image_path, shuffle_key
-from labeltool.models import Base, Category, Example, Project, ReviewState, Tag
-from tests.conftest import make_rows
+from labeltool.models import Category, Example, Project, ReviewState, Tag
+from tests.conftest import make_rows, table_contents
 
 PROJECT = "run1"
 
@@ -37,18 +37,6 @@ def examples_by_id(db: Database, project: str = PROJECT) -> dict[str, Example]:
 def get_project(db: Database, project: str = PROJECT) -> Project:
     with db.begin() as session:
         return session.scalars(select(Project).where(Project.name == project)).one()
-
-
-def table_contents(db: Database) -> dict[str, list[tuple]]:
-    """Every row of every table, in primary-key order: the database's full state."""
-    with db.engine.connect() as connection:
-        return {
-            table.name: [
-                tuple(row)
-                for row in connection.execute(table.select().order_by(*table.primary_key))
-            ]
-            for table in Base.metadata.sorted_tables
-        }
 
 
 # --- good files ---------------------------------------------------------------------------
