@@ -102,7 +102,10 @@ class Example(Base):
         # The queue: a project's dev errors in a fixed random order, by review state.
         Index("ix_examples_queue", "project_id", "split", "is_error", "shuffle_key"),
         Index("ix_examples_state", "project_id", "split", "is_error", "review_state"),
-        Index("ix_examples_confusion_pair", "project_id", "label", "prediction"),
+        # Confusion pairs of the dev errors (GROUP BY label, prediction) without a table scan.
+        Index(
+            "ix_examples_errors_by_pair", "project_id", "split", "is_error", "label", "prediction"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
