@@ -1,0 +1,219 @@
+"""Fixtures for the browser tests: the real app on a temporary SQLite file holding the sample
+project, served by `labeltool serve`, and Debian's Chromium driven by Playwright.
+
+Without /usr/bin/chromium the browser tests are skipped, unless LABELTOOL_REQUIRE_E2E=1 (CI
+sets it): then a missing browser is a failure, so CI cannot pass without running them.
+Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from labeltool.config import REPO_ROOT, SAMPLE_DIR
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REQUIRE_ENV = "LABELTOOL_REQUIRE_E2E"
+#: The project the browser tests review, imported from sample_data/.
+PROJECT = "digits"
+#: How long the server may take to answer its health check.
+STARTUP_SECONDS = 45
+#: The longest any one wait on the page may take (a rerun is well under a second).
+PAGE_TIMEOUT_MS = 15_000
+
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    """The app under test: where the browser goes and where the test reads the database."""
+
+    url: str
+    db_url: str
+    log: Path
+    process: subprocess.Popen
+
+    def describe(self) -> str:
+        """Whether the server still runs, and its log's last lines (for failure reports)."""
+        code = self.process.poll()
+        state = "still running" if code is None else f"exited with {code} during the test"
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+        return f"the server {state}; the end of {self.log}:\n{tail}"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium, or a skip (a failure when e2e tests are required)."""
+    if not CHROMIUM.exists():
+        problem = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"browser tests are required ({REQUIRE_ENV}=1) but {problem}")
+        pytest.skip(f"browser tests need Chromium: {problem}")
+    return CHROMIUM
+
+
+@pytest.fixture
+def app(chromium: Path, tmp_path: Path) -> Iterator[RunningApp]:
+    """`labeltool serve` on a fresh SQLite file holding the sample project; stopped afterwards."""
+    if not (SAMPLE_DIR / "predictions.csv").exists():
+        pytest.fail("sample_data/predictions.csv is missing: run `make sample`")
+    folder = tmp_path / "app"
+    folder.mkdir()
+    db_url = f"sqlite:///{folder / 'e2e.db'}"
+    labeltool = [sys.executable, "-m", "labeltool", "--db", db_url]
+    imported = subprocess.run(
+        [
+            *labeltool,
+            "import",
+            str(SAMPLE_DIR / "predictions.csv"),
+            "--project",
+            PROJECT,
+            "--categories",
+            str(SAMPLE_DIR / "categories.csv"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if imported.returncode != 0:
+        pytest.fail(f"`labeltool import` of the sample failed:\n{imported.stderr}")
+    port = _free_port()
+    log = folder / "server.log"
+    # No file watcher: other files changing in the checkout must not prompt a rerun.
+    env = {**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+    with log.open("wb") as log_file:
+        server = subprocess.Popen(
+            [*labeltool, "serve", "--port", str(port), "--host", "127.0.0.1"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so teardown stops streamlit too
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_until_healthy(server, url, log)
+            yield RunningApp(url=url, db_url=db_url, log=log, process=server)
+        finally:
+            _stop(server)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Path) -> Iterator[Browser]:
+    """One headless Chromium for the session."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(
+    browser: Browser, app: RunningApp, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Page]:
+    """A fresh browser tab; on failure its screenshot is saved in the test's tmp dir."""
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(PAGE_TIMEOUT_MS)
+    yield tab
+    call = request.node.stash.get(_REPORTS, {}).get("call")
+    if call is not None and call.failed:
+        screenshot = tmp_path / "failure.png"
+        tab.screenshot(path=screenshot, full_page=True)
+        print(f"screenshot of the failure: {screenshot}\n{app.describe()}")
+    context.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the test item, so `page` knows whether the test failed."""
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+# --- private helpers -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_healthy(server: subprocess.Popen, url: str, log: Path) -> None:
+    # No proxy: a proxy set in the environment must not see requests to 127.0.0.1.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"`labeltool serve` exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with opener.open(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"the app did not answer at {url} within {STARTUP_SECONDS}s:\n{log.read_text()}")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """Stop `labeltool serve` and the streamlit process it started (one process group)."""
+    group = server.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        server.poll()  # reap our child, so only live processes count
+        if not _group_running(group):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    server.wait()
+
+
+def _group_running(group: int) -> bool:
+    """Whether any process of the group is still running (zombies left to init do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        state, process_group = fields[0], int(fields[2])
+        if process_group == group and state != "Z":
+            return True
+    return False
