@@ -18,7 +18,7 @@ from app_pages.common import (
 from labeltool import labeling
 from labeltool.categories import list_categories
 
-COLUMNS = 6
+COLUMNS = 4
 
 project: ProjectInfo = require_project()
 with transaction() as session:
@@ -128,7 +128,7 @@ for start in range(0, len(views), COLUMNS):
         with column, st.container(border=True):
             show_image(project, view.image, min_side=128, width="stretch")
             confidence = f" · {view.confidence:.0%}" if view.confidence is not None else ""
-            st.markdown(f"`{view.example_id}` · **{view.confusion_pair}**{confidence}")
+            st.markdown(f"`{view.example_id}`  \n**{view.confusion_pair}**{confidence}")
             chips = [
                 f'<span style="background:{by_id[c].colour};color:white;border-radius:0.5rem;'
                 f'padding:0 0.4rem;margin-right:0.2rem;font-size:0.8rem">'
@@ -141,7 +141,7 @@ for start in range(0, len(views), COLUMNS):
                 unsafe_allow_html=True,
             )
             pick, go = st.columns(2)
-            pick.checkbox("select", key=f"sel_{view.pk}")
+            pick.checkbox("Select", key=f"sel_{view.pk}")
             if go.button(
                 "Open", key=f"open_{view.pk}", on_click=_open, args=(view.pk, view.example_id)
             ):
