@@ -350,13 +350,15 @@ def _numbers(table: pd.DataFrame, column: str, file: str, row_numbers: pd.Series
 
 
 def _check_image_files(images: list[str], *, root: Path, file: str, row_numbers: list[int]):
-    missing, escaping = [], []
+    missing, escaping, unreadable = [], [], {}
     for position, image in enumerate(images):
         candidate = root / image
         if not candidate.is_file():
             missing.append(position)
         elif not candidate.resolve().is_relative_to(root):
             escaping.append(position)  # a symlink that leads out of the images root
+        elif reason := _unreadable_image(candidate):
+            unreadable[position] = reason
     if escaping:
         first = escaping[0]
         raise UnsafePath(
@@ -375,6 +377,31 @@ def _check_image_files(images: list[str], *, root: Path, file: str, row_numbers:
             column="image",
             more=len(missing) - 1,
         )
+    if unreadable:
+        first = next(iter(unreadable))
+        raise InvalidInput(
+            f"image file cannot be read: '{root / images[first]}' ({unreadable[first]})",
+            file=file,
+            row=row_numbers[first],
+            column="image",
+            more=len(unreadable) - 1,
+        )
+
+
+def _unreadable_image(path: Path) -> str | None:
+    """Why the image cannot be opened (permissions, not an image), or None if it can.
+
+    Only the header is read, so checking every image of a large dev set stays cheap.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return None
+    except UnidentifiedImageError:
+        return "not an image file PIL can read"
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def _upsert(

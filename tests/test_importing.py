@@ -570,6 +570,15 @@ def test_image_symlink_leading_outside_the_root_is_refused(
     _assert_refused(db, path, error=UnsafePath, row=4, column="image", words="leads outside")
 
 
+def test_an_image_file_that_is_not_an_image_is_refused(db: Database, project_folder: Path) -> None:
+    """A corrupt image (text saved as .png) is refused naming its row, column and path."""
+    (project_folder / "images" / "broken.png").write_text("this is not a PNG")
+    path = project_folder / "bad.csv"
+    path.write_bytes(lines(OK_2, OK_3, "ex0002,images/broken.png,fox,cat,0.7"))
+
+    _assert_refused(db, path, error=InvalidInput, row=4, column="image", words="cannot be read")
+
+
 def test_bad_file_under_a_new_project_name_creates_no_project(
     db: Database, project_folder: Path
 ) -> None:
