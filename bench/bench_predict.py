@@ -87,7 +87,8 @@ def _worker(folder: Path, out: Path, batch_size: int, *, trace: bool) -> dict:
 
 
 def _run(folder: Path, out: Path, args) -> dict:
-    from labeltool.predict import load_model, open_dataset, write_predictions
+    from labeltool.datasets import open_dataset
+    from labeltool.predict import load_model, write_predictions
 
     model = load_model(SAMPLE_DIR / "model.pt")
     dataset = open_dataset(folder, class_names=model.class_names)

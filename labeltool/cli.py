@@ -222,7 +222,8 @@ def predict_command(
         raise click.UsageError("--import needs --project NAME")
     if project and not import_after:
         raise click.UsageError("--project is only used with --import")
-    from labeltool.predict import load_model, open_dataset, write_predictions
+    from labeltool.datasets import open_dataset
+    from labeltool.predict import load_model, write_predictions
 
     class_names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     model = load_model(model_file, arch=arch, class_names=class_names)

@@ -131,7 +131,8 @@ def train(pixels: np.ndarray, labels: np.ndarray, *, seed: int = SEED):
 
 
 def main(out_dir: Path = OUT_DIR) -> None:
-    from labeltool.predict import Manifest, load_model, save_checkpoint, write_predictions
+    from labeltool.datasets import Manifest
+    from labeltool.predict import load_model, save_checkpoint, write_predictions
 
     pixels, labels = digit_images()
     train_idx, dev_idx = split_dev(labels)

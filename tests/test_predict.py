@@ -14,16 +14,10 @@ import torch
 from click.testing import CliRunner
 
 from labeltool.cli import cli
+from labeltool.datasets import ImageFolder, Manifest, open_dataset
 from labeltool.db import Database
 from labeltool.errors import InvalidInput, ModelLoadError, UnsafePath
-from labeltool.predict import (
-    ImageFolder,
-    Manifest,
-    load_model,
-    open_dataset,
-    predict,
-    write_predictions,
-)
+from labeltool.predict import load_model, predict, write_predictions
 from labeltool.projects import dev_error_rate, get_project
 
 DIGITS = [str(d) for d in range(10)]
