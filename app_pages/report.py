@@ -2,14 +2,15 @@
 the dev error can fall if it is fixed), the ranking by effort, and the tables to download."""
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from app_pages.common import ProjectInfo, action, require_project, show_flash, transaction
-from labeltool import labeling, report
+from labeltool import labeling, report, splits
 from labeltool.categories import list_categories, update_category
 from labeltool.errors import LabeltoolError
 from labeltool.export import corrections_table, long_table, to_csv, wide_table
-from labeltool.models import confusion_pair_name
+from labeltool.models import Project, confusion_pair_name
 
 project: ProjectInfo = require_project()
 show_flash()
@@ -190,6 +191,63 @@ else:
             "ceiling_per_effort": st.column_config.NumberColumn(
                 "ceiling per effort", format="%.4f", help="Dev error removed at most per unit"
             ),
+        },
+    )
+
+# --- where the error comes from: bias, variance, data mismatch -------------------------------
+st.subheader("Where the error comes from")
+with transaction() as session:
+    by_split = splits.error_by_split(session, project_id=project.id)
+    human_level = session.get(Project, project.id).human_level_error
+st.columns([1, 2])[0].number_input(
+    "Human-level error (%)",
+    min_value=0.0,
+    max_value=100.0,
+    value=None if human_level is None else human_level * 100,
+    step=0.1,
+    key="human_level_error",
+    placeholder="e.g. 1.0",
+    help="How often a person gets these examples wrong: a proxy for the best possible error. "
+    "Saved for the project.",
+    on_change=lambda: action(
+        splits.set_human_level_error,
+        project_id=project.id,
+        error=None
+        if st.session_state["human_level_error"] is None
+        else st.session_state["human_level_error"] / 100,
+    ),
+)
+gaps = splits.error_gaps(by_split, human_level_error=human_level)
+if len(by_split) < 2 and human_level is None:
+    st.caption(
+        "Import predictions for the train, train-dev and test splits too (the `split` column) "
+        "to compare avoidable bias, variance, data mismatch and overfitting to the dev set."
+    )
+levels = [{"level": splits.HUMAN_LEVEL, "error": human_level}] if human_level is not None else []
+levels += [{"level": r.split, "error": r.error} for r in by_split.itertuples(index=False)]
+if len(levels) > 1:
+    st.altair_chart(
+        alt.Chart(pd.DataFrame(levels))
+        .mark_bar()
+        .encode(
+            x=alt.X("error:Q", title="error", axis=alt.Axis(format="%")),
+            y=alt.Y("level:N", sort=None, title=None),
+            tooltip=["level", alt.Tooltip("error:Q", format=".1%")],
+        )
+        .properties(height=60 + 36 * len(levels)),
+        key="splits_chart",
+    )
+if not gaps.empty:
+    if sentence := splits.largest_gap_sentence(gaps):
+        st.info(sentence)
+    st.dataframe(
+        gaps,
+        key="gaps_table",
+        hide_index=True,
+        column_config={
+            "size": st.column_config.NumberColumn("size", format="percent"),
+            "from_split": "from",
+            "to_split": "to",
         },
     )
 

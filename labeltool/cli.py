@@ -359,7 +359,13 @@ def report_command(
             title=title,
             confusion_pair=pair,
         )
+        from labeltool import splits
+
+        by_split = splits.error_by_split(session, project_id=project_id)
+        human = get_project(session, project).human_level_error
     click.echo(text, nl=False)
+    if len(by_split) > 1 or human is not None:
+        click.echo("\n" + splits.splits_text(by_split, human_level_error=human), nl=False)
 
 
 @cli.command("export")

@@ -73,6 +73,8 @@ class Project(Base):
     class_names: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: Absolute folder that every example's `image` path is relative to.
     images_root: Mapped[str] = mapped_column(Text)
+    #: The lead's estimate of human-level error (a proxy for Bayes error), as a fraction.
+    human_level_error: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     examples: Mapped[list[Example]] = relationship(
