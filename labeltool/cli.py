@@ -287,6 +287,7 @@ def serve_command(state: _State, port: int, host: str) -> None:
         "--server.port", str(port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",  # reviewers need no "Deploy" or developer menu
     ]  # fmt: skip
     click.echo(f"labeltool: serving {_shown(state.url)} at http://{host}:{port}", err=True)
     try:
