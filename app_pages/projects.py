@@ -62,7 +62,11 @@ if submitted:
         if upload is not None and not images_root.strip():
             raise LabeltoolError("an uploaded file needs the images root folder")
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(server_path.strip()) if upload is None else Path(folder) / upload.name
+            # The client names the upload: keep only its last part, so it stays in the folder.
+            upload_name = Path(upload.name.replace("\\", "/")).name if upload else ""
+            if upload_name in ("", ".", ".."):
+                upload_name = "predictions.csv"
+            path = Path(server_path.strip()) if upload is None else Path(folder) / upload_name
             if upload is not None:
                 path.write_bytes(upload.getvalue())
             bar = st.progress(0.0, text="Checking every row…")
