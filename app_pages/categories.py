@@ -13,7 +13,7 @@ from app_pages.common import (
     show_flash,
     transaction,
 )
-from labeltool import labeling
+from labeltool import labeling, review_queue
 from labeltool.categories import (
     PALETTE,
     create_category,
@@ -27,8 +27,8 @@ who = reviewer()
 
 with transaction() as session:
     categories = list_categories(session, project_id=project.id, include_archived=True)
-    pairs = labeling.confusion_pairs(session, project_id=project.id)
-    progress = labeling.review_progress(session, project_id=project.id)
+    pairs = review_queue.confusion_pairs(session, project_id=project.id)
+    progress = review_queue.review_progress(session, project_id=project.id)
 
 st.header("Error categories")
 st.caption(
@@ -48,7 +48,7 @@ def _add(session) -> None:
         colour=st.session_state["new_colour"],
         marks_incorrect_label=st.session_state["new_label"] or None,
     )
-    rereview = labeling.review_progress(session, project_id=project.id).needs_rereview
+    rereview = review_queue.review_progress(session, project_id=project.id).needs_rereview
     note = f"; {rereview} reviewed examples now need re-review" if rereview else ""
     flash("success", f"Added '{category.name}' (key {category.shortcut or 'none'}){note}")
 

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from labeltool.db import Database
 from labeltool.errors import LabeltoolError
 from labeltool.images import ImageUnavailable, display_png
-from labeltool.labeling import NO_CATEGORY, ORDERS, QueueFilter
 from labeltool.models import ReviewState
+from labeltool.review_queue import NO_CATEGORY, ORDERS, QueueFilter
 
 #: Session-state keys shared between pages.
 PROJECT_KEY = "project_name"
@@ -185,8 +185,8 @@ def show_image(
 def queue_filter_widgets(project: ProjectInfo, *, pairs, categories) -> QueueFilter:
     """The queue filter in the sidebar; returns the QueueFilter it describes.
 
-    `pairs` is labeling.confusion_pairs' frame, `categories` the project's categories. The
-    values live in session state, so the review and gallery pages share one filter.
+    `pairs` is review_queue.confusion_pairs' frame, `categories` the project's categories.
+    The values live in session state, so the review and gallery pages share one filter.
     """
     pair_labels = ["any"] + [
         f"{row.confusion_pair} ({row.errors})" for row in pairs.itertuples(index=False)

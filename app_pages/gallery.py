@@ -15,7 +15,7 @@ from app_pages.common import (
     show_image,
     transaction,
 )
-from labeltool import labeling
+from labeltool import labeling, review_queue
 from labeltool.categories import list_categories
 
 COLUMNS = 4
@@ -23,20 +23,20 @@ COLUMNS = 4
 project: ProjectInfo = require_project()
 with transaction() as session:
     categories = list_categories(session, project_id=project.id)
-    pairs = labeling.confusion_pairs(session, project_id=project.id)
+    pairs = review_queue.confusion_pairs(session, project_id=project.id)
 queue = queue_filter_widgets(project, pairs=pairs, categories=categories)
 by_id = {c.id: c for c in categories}
 
 top = st.columns([1, 1, 4])
 page_size = top[0].selectbox("Per page", [24, 48, 96], key="g_page_size")
 with transaction() as session:
-    total = labeling.queue_count(session, project_id=project.id, queue=queue)
+    total = review_queue.queue_count(session, project_id=project.id, queue=queue)
 pages = max(1, -(-total // page_size))
 page = top[1].number_input("Page", 1, pages, 1, key="g_page")
 top[2].markdown(f"**{total}** errors match the filter · page {page} of {pages}")
 
 with transaction() as session:
-    pks = labeling.queue_ids(
+    pks = review_queue.queue_ids(
         session,
         project_id=project.id,
         queue=queue,

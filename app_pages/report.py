@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import ProjectInfo, action, require_project, show_flash, transaction
-from labeltool import labeling, report, splits
+from labeltool import report, review_queue, splits
 from labeltool.categories import list_categories, update_category
 from labeltool.errors import LabeltoolError
 from labeltool.export import corrections_table, long_table, to_csv, wide_table
@@ -25,7 +25,7 @@ st.caption(
 # --- slices ---------------------------------------------------------------------------------
 with transaction() as session:
     reviewers = report.reviewer_counts(session, project_id=project.id)
-    pairs = labeling.confusion_pairs(session, project_id=project.id)
+    pairs = review_queue.confusion_pairs(session, project_id=project.id)
 pair_errors = {(r.label, r.prediction): r.errors for r in pairs.itertuples(index=False)}
 left, right = st.columns(2)
 who = left.selectbox(
@@ -65,7 +65,7 @@ metrics[2].metric(
     "Dev error" if pair is None else "Its part of the dev error", f"{top.dev_error:.1%}"
 )
 metrics[3].metric("Reviewed errors", f"{top.reviewed:,}")
-(st.warning if top.reviewed < labeling.TOO_FEW_TO_RANK else st.caption)(top.sample_guidance)
+(st.warning if top.reviewed < review_queue.TOO_FEW_TO_RANK else st.caption)(top.sample_guidance)
 if accounting is not None:
     st.info(f"**Incorrectly labeled:** {accounting.sentence}. {accounting.hint}")
 

@@ -16,17 +16,17 @@ from app_pages.common import (
     show_image,
     transaction,
 )
-from labeltool import labeling
+from labeltool import labeling, review_queue
 from labeltool.categories import list_categories
 from labeltool.errors import UnknownExample
-from labeltool.labeling import QueueFilter
 from labeltool.models import confusion_pair_name
+from labeltool.review_queue import QueueFilter
 
 project: ProjectInfo = require_project()
 
 with transaction() as session:
     categories = list_categories(session, project_id=project.id)
-    pairs = labeling.confusion_pairs(session, project_id=project.id)
+    pairs = review_queue.confusion_pairs(session, project_id=project.id)
 queue: QueueFilter = queue_filter_widgets(project, pairs=pairs, categories=categories)
 if queue.confusion_pair is not None:
     pair_name = confusion_pair_name(*queue.confusion_pair)
@@ -68,15 +68,15 @@ with transaction() as session:
         st.session_state["queue"] = queue
     current_pk = st.session_state.get("current_pk")
     if current_pk is None:
-        current_pk = labeling.first_in_queue(session, project_id=project.id, queue=queue)
+        current_pk = review_queue.first_in_queue(session, project_id=project.id, queue=queue)
         st.session_state["current_pk"] = current_pk
-    progress = labeling.review_progress(session, project_id=project.id)
-    in_queue = labeling.queue_count(session, project_id=project.id, queue=queue)
+    progress = review_queue.review_progress(session, project_id=project.id)
+    in_queue = review_queue.queue_count(session, project_id=project.id, queue=queue)
     view = None
     if current_pk is not None:
         try:
             view = labeling.get_example_view(session, pk=current_pk)
-            position = labeling.queue_position(
+            position = review_queue.queue_position(
                 session, project_id=project.id, queue=queue, pk=current_pk
             )
         except UnknownExample:
@@ -94,9 +94,9 @@ def _go_to(pk: int | None) -> None:
 
 
 def _advance(session, *, pk: int) -> None:
-    following = labeling.next_in_queue(session, project_id=project.id, queue=queue, after=pk)
+    following = review_queue.next_in_queue(session, project_id=project.id, queue=queue, after=pk)
     if following is None:  # wrap round to what is left at the start of the queue
-        following = labeling.first_in_queue(session, project_id=project.id, queue=queue)
+        following = review_queue.first_in_queue(session, project_id=project.id, queue=queue)
         if following == pk:
             following = None
     st.session_state.setdefault("history", []).append(pk)
@@ -119,7 +119,7 @@ def _previous() -> None:
         _go_to(history.pop())
         return
     with transaction() as session:
-        before = labeling.previous_in_queue(
+        before = review_queue.previous_in_queue(
             session, project_id=project.id, queue=queue, before=st.session_state["current_pk"]
         )
     if before is not None:

@@ -33,11 +33,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labeltool import labeling  # noqa: E402 - needs the sys.path line above
+from labeltool import labeling, review_queue  # noqa: E402 - needs the sys.path line above
 from labeltool.categories import create_category, list_categories  # noqa: E402
 from labeltool.db import Database  # noqa: E402
 from labeltool.importing import import_predictions  # noqa: E402
-from labeltool.labeling import QueueFilter  # noqa: E402
+from labeltool.review_queue import QueueFilter  # noqa: E402
 
 PG_ENV = "LABELTOOL_TEST_DATABASE_URL"
 SIZES = (2_000, 20_000, 200_000)
@@ -109,8 +109,8 @@ def _prepare(session, project: str) -> int:
     for name in ("blurry", "incorrectly labeled", "dark"):
         create_category(session, project_id=project_id, name=name)
     category_ids = [c.id for c in list_categories(session, project_id=project_id)]
-    errors = labeling.queue_count(session, project_id=project_id, queue=QueueFilter())
-    done = labeling.queue_ids(
+    errors = review_queue.queue_count(session, project_id=project_id, queue=QueueFilter())
+    done = review_queue.queue_ids(
         session,
         project_id=project_id,
         queue=QueueFilter(),
@@ -140,15 +140,15 @@ def _review(db: Database, project_id: int, rounds: int) -> dict[str, list[float]
     pk = _first(db, project_id)
     for round_number in range(rounds):
         timed("list_categories", lambda s: list_categories(s, project_id=project_id))
-        timed("confusion_pairs", lambda s: labeling.confusion_pairs(s, project_id=project_id))
-        timed("review_progress", lambda s: labeling.review_progress(s, project_id=project_id))
+        timed("confusion_pairs", lambda s: review_queue.confusion_pairs(s, project_id=project_id))
+        timed("review_progress", lambda s: review_queue.review_progress(s, project_id=project_id))
         for suffix, queue in QUEUES.items():
             scope = {"project_id": project_id, "queue": queue}
-            timed(f"queue_count{suffix}", lambda s, k=scope: labeling.queue_count(s, **k))
-            timed(f"first_in_queue{suffix}", lambda s, k=scope: labeling.first_in_queue(s, **k))
+            timed(f"queue_count{suffix}", lambda s, k=scope: review_queue.queue_count(s, **k))
+            timed(f"first_in_queue{suffix}", lambda s, k=scope: review_queue.first_in_queue(s, **k))
             timed(
                 f"queue_position{suffix}",
-                lambda s, k=scope, p=pk: labeling.queue_position(s, **k, pk=p),
+                lambda s, k=scope, p=pk: review_queue.queue_position(s, **k, pk=p),
             )
         timed("get_example_view", lambda s, p=pk: labeling.get_example_view(s, pk=p))
         category_id = category_ids[round_number % len(category_ids)]
@@ -165,7 +165,7 @@ def _review(db: Database, project_id: int, rounds: int) -> dict[str, list[float]
         following = {
             suffix: timed(
                 f"next_in_queue{suffix}",
-                lambda s, q=queue, p=pk: labeling.next_in_queue(
+                lambda s, q=queue, p=pk: review_queue.next_in_queue(
                     s, project_id=project_id, queue=q, after=p
                 ),
             )
@@ -177,7 +177,7 @@ def _review(db: Database, project_id: int, rounds: int) -> dict[str, list[float]
 
 def _first(db: Database, project_id: int) -> int:
     with db.begin() as session:
-        pk = labeling.first_in_queue(session, project_id=project_id, queue=QueueFilter())
+        pk = review_queue.first_in_queue(session, project_id=project_id, queue=QueueFilter())
     if pk is None:
         raise SystemExit("the generated project has no unreviewed errors left")
     return pk

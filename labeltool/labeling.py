@@ -1,9 +1,10 @@
-"""The reviewer's loop: the queue of misclassified dev examples, tagging, reviewing.
+"""Labeling the dev errors: tagging one example or many, comments, corrected labels, reviewing.
 
-Every function here answers from small queries (counts, one page, one example, the next id by
-keyset), never by loading the project's examples, so the review screen stays instant on a
-large dev set. Functions take the session first and never commit: one user action is one
-transaction, owned by the caller.
+The review and gallery screens call these to show an example (or a page of them) and record
+what a reviewer decided; which examples they show, and in what order, is `labeltool.review_queue`.
+Every function answers from small queries (one example, one page, one bulk insert), never by
+loading the project's examples. Functions take the session first and never commit: one user
+action is one transaction, owned by the caller.
 """
 
 from __future__ import annotations
@@ -12,23 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import pandas as pd
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    and_,
-    delete,
-    exists,
-    func,
-    insert,
-    or_,
-    select,
-    tuple_,
-)
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from labeltool.categories import create_category
-from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownCategory, UnknownExample
 from labeltool.models import (
     Category,
@@ -40,30 +28,7 @@ from labeltool.models import (
     confusion_pair_name,
     utcnow,
 )
-
-#: Queue orders: a fair random sample of the errors, or by the model's confidence.
-ORDERS = ("random", "most confident first", "least confident first")
-#: `QueueFilter.category_id` value meaning "errors with no category yet".
-NO_CATEGORY = 0
-
-#: Below this many reviewed errors the shares are too noisy to rank categories (the method's
-#: guide: about 10 is very few, 20 a rough sense, 50 good, 100 very good).
-TOO_FEW_TO_RANK = 20
-
-
-@dataclass(frozen=True)
-class QueueFilter:
-    """Which misclassified dev examples the queue shows, and in what order."""
-
-    #: Review states to show; empty means all.
-    states: tuple[str, ...] = (ReviewState.UNREVIEWED.value,)
-    #: (true label, predicted label), e.g. ("dog", "cat") for dog-as-cat.
-    confusion_pair: tuple[str, str] | None = None
-    #: Only errors tagged with this category (by anyone); NO_CATEGORY for untagged ones.
-    category_id: int | None = None
-    min_confidence: float = 0.0
-    max_confidence: float = 1.0
-    order: str = "random"
+from labeltool.review_queue import QueueFilter, queue_conditions
 
 
 @dataclass
@@ -101,138 +66,7 @@ class ExampleView:
         return others
 
 
-@dataclass(frozen=True)
-class ReviewProgress:
-    """How far the review of a project's dev errors has got."""
-
-    misclassified: int
-    by_state: dict[str, int]
-
-    @property
-    def reviewed(self) -> int:
-        return self.by_state.get(ReviewState.REVIEWED.value, 0) + self.by_state.get(
-            ReviewState.NEEDS_REREVIEW.value, 0
-        )
-
-    @property
-    def needs_rereview(self) -> int:
-        return self.by_state.get(ReviewState.NEEDS_REREVIEW.value, 0)
-
-    @property
-    def guidance(self) -> str:
-        return sample_guidance(self.reviewed)
-
-
-def sample_guidance(reviewed: int) -> str:
-    """Say what a sample of `reviewed` errors supports, using the method's guide.
-
-    About 10 reviewed errors is very few, 20 gives a rough sense, 50 is good, 100 very good.
-    """
-    noun = "error" if reviewed == 1 else "errors"
-    if reviewed < TOO_FEW_TO_RANK:
-        few = "very few, " if reviewed >= 10 else ""
-        return (
-            f"{reviewed} {noun} reviewed: {few}too few to rank categories yet "
-            "(about 20 give a rough sense)"
-        )
-    if reviewed < 50:
-        return f"{reviewed} errors reviewed: a rough sense (50 would be good)"
-    if reviewed < 100:
-        return f"{reviewed} errors reviewed: good (100 would be very good)"
-    return f"{reviewed} errors reviewed: very good"
-
-
-# --- the queue -------------------------------------------------------------------------
-
-
-def queue_count(session: Session, *, project_id: int, queue: QueueFilter) -> int:
-    """How many errors the filter selects."""
-    return session.scalar(
-        select(func.count()).select_from(Example).where(*_conditions(project_id, queue))
-    )
-
-
-def queue_ids(
-    session: Session, *, project_id: int, queue: QueueFilter, offset: int = 0, limit: int = 50
-) -> list[int]:
-    """One page of the queue's example pks, in queue order."""
-    key = _order_key(queue.order)
-    return list(
-        session.scalars(
-            select(Example.id)
-            .where(*_conditions(project_id, queue))
-            .order_by(key, Example.id)
-            .offset(offset)
-            .limit(limit)
-        )
-    )
-
-
-def first_in_queue(session: Session, *, project_id: int, queue: QueueFilter) -> int | None:
-    """The first example of the queue, or None when the queue is empty."""
-    ids = queue_ids(session, project_id=project_id, queue=queue, limit=1)
-    return ids[0] if ids else None
-
-
-def next_in_queue(
-    session: Session, *, project_id: int, queue: QueueFilter, after: int
-) -> int | None:
-    """The example that follows `after` in queue order (even if `after` has left the queue)."""
-    return _neighbour(session, project_id, queue, after, forward=True)
-
-
-def previous_in_queue(
-    session: Session, *, project_id: int, queue: QueueFilter, before: int
-) -> int | None:
-    """The example that comes before `before` in queue order."""
-    return _neighbour(session, project_id, queue, before, forward=False)
-
-
-def queue_position(session: Session, *, project_id: int, queue: QueueFilter, pk: int) -> int:
-    """How many queue examples come before `pk` (0-based position, if `pk` is in the queue)."""
-    key = _order_key(queue.order)
-    current = _key_of(session, pk, key)
-    if current is None:
-        return 0
-    return session.scalar(
-        select(func.count())
-        .select_from(Example)
-        .where(*_conditions(project_id, queue), tuple_(key, Example.id) < tuple_(*current))
-    )
-
-
-def review_progress(session: Session, *, project_id: int) -> ReviewProgress:
-    """Counts of the project's dev errors per review state, from one GROUP BY."""
-    rows = session.execute(
-        select(Example.review_state, func.count())
-        .where(*_conditions(project_id, QueueFilter(states=())))
-        .group_by(Example.review_state)
-    ).all()
-    by_state = {state: int(n) for state, n in rows}
-    return ReviewProgress(misclassified=sum(by_state.values()), by_state=by_state)
-
-
-def confusion_pairs(session: Session, *, project_id: int) -> pd.DataFrame:
-    """The dev errors' confusion pairs: `label, prediction, confusion_pair, errors`, most first."""
-    rows = session.execute(
-        select(Example.label, Example.prediction, func.count().label("errors"))
-        .where(*_conditions(project_id, QueueFilter(states=())))
-        .group_by(Example.label, Example.prediction)
-        .order_by(func.count().desc(), Example.label, Example.prediction)
-    ).all()
-    frame = pd.DataFrame(rows, columns=["label", "prediction", "errors"])
-    frame.insert(
-        2,
-        "confusion_pair",
-        [
-            confusion_pair_name(a, b)
-            for a, b in zip(frame["label"], frame["prediction"], strict=True)
-        ],
-    )
-    return frame
-
-
-# --- one example -----------------------------------------------------------------------
+# --- one example or many ---------------------------------------------------------------
 
 
 def get_example_view(session: Session, *, pk: int) -> ExampleView:
@@ -424,11 +258,8 @@ def category_from_confusion_pair(
         )
     elif category.archived:
         category.archived = False
-    pks = session.scalars(
-        select(Example.id).where(
-            *_conditions(project_id, QueueFilter(states=(), confusion_pair=(label, prediction)))
-        )
-    ).all()
+    pair = QueueFilter(states=(), confusion_pair=(label, prediction))
+    pks = session.scalars(select(Example.id).where(*queue_conditions(project_id, pair))).all()
     return category, set_tag(session, example_pks=pks, category_id=category.id, reviewer=reviewer)
 
 
@@ -440,66 +271,6 @@ def last_activity(session: Session, *, project_id: int) -> datetime | None:
 
 
 # --- private helpers -------------------------------------------------------------------
-
-
-def _conditions(project_id: int, queue: QueueFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [
-        Example.project_id == project_id,
-        Example.split == DEFAULT_SPLIT,
-        Example.is_error.is_(True),
-    ]
-    if queue.states:
-        conditions.append(Example.review_state.in_(queue.states))
-    if queue.confusion_pair is not None:
-        label, prediction = queue.confusion_pair
-        conditions += [Example.label == label, Example.prediction == prediction]
-    if queue.category_id is not None:
-        tagged = exists().where(Tag.example_pk == Example.id)
-        if queue.category_id == NO_CATEGORY:
-            conditions.append(~tagged)
-        else:
-            conditions.append(tagged.where(Tag.category_id == queue.category_id))
-    if queue.min_confidence > 0.0 or queue.max_confidence < 1.0:
-        confidence = Example.confidence
-        conditions.append(
-            or_(
-                confidence.is_(None),
-                and_(confidence >= queue.min_confidence, confidence <= queue.max_confidence),
-            )
-        )
-    return conditions
-
-
-def _order_key(order: str):
-    if order == "random":
-        return Example.shuffle_key
-    confidence = func.coalesce(Example.confidence, 0.0)
-    if order == "most confident first":
-        return -confidence
-    if order == "least confident first":
-        return confidence
-    raise ValueError(f"unknown queue order '{order}' (use one of: {', '.join(ORDERS)})")
-
-
-def _key_of(session: Session, pk: int, key) -> tuple | None:
-    row = session.execute(select(key, Example.id).where(Example.id == pk)).first()
-    return tuple(row) if row else None
-
-
-def _neighbour(
-    session: Session, project_id: int, queue: QueueFilter, pk: int, *, forward: bool
-) -> int | None:
-    key = _order_key(queue.order)
-    current = _key_of(session, pk, key)
-    if current is None:
-        return None
-    position = tuple_(key, Example.id)
-    query: Select = select(Example.id).where(*_conditions(project_id, queue))
-    if forward:
-        query = query.where(position > tuple_(*current)).order_by(key, Example.id)
-    else:
-        query = query.where(position < tuple_(*current)).order_by(key.desc(), Example.id.desc())
-    return session.scalar(query.limit(1))
 
 
 def _example(session: Session, pk: int) -> Example:

@@ -28,8 +28,8 @@ from sqlalchemy import ColumnElement, and_, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
-from labeltool.labeling import sample_guidance
 from labeltool.models import REVIEWED_STATES, Category, Example, Review, Tag
+from labeltool.review_queue import sample_guidance
 
 #: The columns of `ceiling_table`, in order.
 CEILING_COLUMNS = ("category", "errors", "share", "ci_low", "ci_high", "ceiling", "error_after_fix")

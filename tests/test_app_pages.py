@@ -15,13 +15,13 @@ import streamlit as st
 from sqlalchemy import Engine, event, func, select
 from streamlit.testing.v1 import AppTest
 
-from labeltool import labeling
+from labeltool import labeling, review_queue
 from labeltool.categories import create_category, update_category
 from labeltool.config import APP_PATH, DB_ENV_VAR, REPO_ROOT
 from labeltool.db import Database
 from labeltool.importing import import_predictions
-from labeltool.labeling import QueueFilter
 from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
+from labeltool.review_queue import QueueFilter
 from tests.conftest import make_rows
 
 PAGES = {
@@ -46,7 +46,7 @@ class AppProject:
 
     def queue(self, queue: QueueFilter | None = None) -> list[int]:
         with self.db.begin() as session:
-            return labeling.queue_ids(
+            return review_queue.queue_ids(
                 session, project_id=self.id, queue=queue or QueueFilter(), limit=1000
             )
 
@@ -554,7 +554,9 @@ def test_a_rerun_runs_as_many_statements_on_a_large_project(
             import_predictions(session, path, project="run1", check_images=False)
             project_id = session.scalar(select(Project.id))
             blurry = create_category(session, project_id=project_id, name="blurry").id
-            pks = labeling.queue_ids(session, project_id=project_id, queue=QueueFilter(), limit=n)
+            pks = review_queue.queue_ids(
+                session, project_id=project_id, queue=QueueFilter(), limit=n
+            )
             labeling.set_tag(session, example_pks=pks, category_id=blurry, reviewer="bob")
             labeling.mark_reviewed(session, example_pks=pks[:5], reviewer="bob")
         monkeypatch.setenv(DB_ENV_VAR, database.url)

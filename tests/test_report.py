@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import event, select
 
-from labeltool import labeling, report
+from labeltool import report, review_queue
 from labeltool.categories import create_category, update_category
 from labeltool.cli import cli
 from labeltool.db import Database
@@ -116,7 +116,7 @@ def test_headline_carries_the_review_screens_sample_guidance(db: Database, write
     review(db, project_id, {"ex0000": ["blurry"], "ex0001": []})
     with db.begin() as session:
         top = report.headline(session, project_id=project_id)
-    assert top.sample_guidance == labeling.sample_guidance(2)
+    assert top.sample_guidance == review_queue.sample_guidance(2)
     assert "too few to rank categories" in top.sample_guidance
 
 
@@ -274,7 +274,7 @@ def test_confusion_pair_slice_uses_the_pairs_part_of_the_dev_error(db: Database,
     pair = ("cat", "dog")
     with db.begin() as session:
         top = report.headline(session, project_id=project_id, confusion_pair=pair)
-        pairs = labeling.confusion_pairs(session, project_id=project_id)
+        pairs = review_queue.confusion_pairs(session, project_id=project_id)
     assert (top.misclassified, top.reviewed) == (4, 2)
     assert top.dev_error == pytest.approx(0.04)
     blurry = row(table_for(db, project_id, confusion_pair=pair), "blurry")

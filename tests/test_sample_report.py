@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labeltool import labeling, report
+from labeltool import labeling, report, review_queue
 from labeltool.categories import list_categories, load_categories_file
 from labeltool.db import Database
 from labeltool.export import corrections_table
@@ -36,8 +36,8 @@ def oracle_reviewed(db: Database, sample_dir: Path) -> tuple[Database, int, dict
         by_name = {c.name: c for c in list_categories(session, project_id=project_id)}
         pair = next(c for c in by_name.values() if "-as-" in c.name)
         pair_label, pair_prediction = pair.name.split("-as-")
-        pks = labeling.queue_ids(
-            session, project_id=project_id, queue=labeling.QueueFilter(states=()), limit=10_000
+        pks = review_queue.queue_ids(
+            session, project_id=project_id, queue=review_queue.QueueFilter(states=()), limit=10_000
         )
         views = labeling.example_views(session, pks=pks)
         for view in views:
