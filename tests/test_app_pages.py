@@ -79,17 +79,18 @@ def fresh_streamlit_caches() -> Iterator[None]:
 
 
 @pytest.fixture
-def project(sqlite_db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch) -> AppProject:
+def project(db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch) -> AppProject:
     """Project "run1" (36 dev examples, 30 misclassified, real PNGs) with the categories
-    "blurry" and "incorrectly labeled", in the database the app opens."""
+    "blurry" and "incorrectly labeled", in the database the app opens (SQLite, and PostgreSQL
+    when configured: the team backend must behave the same)."""
     path = write_predictions(make_rows(EXAMPLES, errors=ERRORS))
-    with sqlite_db.begin() as session:
+    with db.begin() as session:
         import_predictions(session, path, project="run1")
         project_id = session.scalar(select(Project.id))
         blurry = create_category(session, project_id=project_id, name="blurry").id
         mislabeled = create_category(session, project_id=project_id, name="incorrectly labeled")
-    monkeypatch.setenv(DB_ENV_VAR, sqlite_db.url)
-    return AppProject(db=sqlite_db, id=project_id, blurry=blurry, mislabeled=mislabeled.id)
+    monkeypatch.setenv(DB_ENV_VAR, db.engine.url.render_as_string(hide_password=False))
+    return AppProject(db=db, id=project_id, blurry=blurry, mislabeled=mislabeled.id)
 
 
 # --- every page ----------------------------------------------------------------------------
@@ -249,6 +250,26 @@ def test_a_deep_link_to_an_unknown_example_says_so(project: AppProject) -> None:
 
     assert any("no example 'nope'" in e.value for e in at.error)
     assert _shown(at)[0] == project.example_id(project.queue()[0])
+
+
+def test_two_reviewers_see_each_others_tags_on_their_next_rerun(project: AppProject) -> None:
+    """Ann and Bob review the same example in two sessions: Bob's next rerun shows Ann's tag
+    on the category button ("also ann"), and his own tag is recorded separately."""
+    ann, bob = _app("review", reviewer="ann"), _app("review", reviewer="bob")
+    assert _shown(ann)[0] == _shown(bob)[0]  # the same fixed random order for everyone
+    blurry = f"cat_{project.blurry}"
+    assert "also ann" not in bob.button(key=blurry).label
+
+    ann.button(key=blurry).click().run()
+    bob.run()
+
+    assert bob.button(key=blurry).label.endswith("blurry · also ann")
+    assert bob.button(key=blurry).label.startswith("⬜")  # not Bob's own tag
+    bob.button(key=blurry).click().run()
+    ann.run()
+    assert ann.button(key=blurry).label == "✅ blurry · also bob"
+    pk = project.queue()[0]
+    assert project.tags() == {(pk, project.blurry, "ann"), (pk, project.blurry, "bob")}
 
 
 def test_filtering_by_confusion_pair_narrows_the_queue(project: AppProject) -> None:
