@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.common import (
     ProjectInfo,
     action,
+    add_category,
     flash,
     require_project,
     reviewer,
@@ -16,7 +17,6 @@ from app_pages.common import (
 from labeltool import labeling, review_queue
 from labeltool.categories import (
     PALETTE,
-    create_category,
     list_categories,
     update_category,
 )
@@ -38,19 +38,15 @@ st.caption(
 
 
 def _add(session) -> None:
-    values = {k: st.session_state[f"new_{k}"] for k in ("name", "description", "shortcut")}
-    category = create_category(
+    add_category(
         session,
         project_id=project.id,
-        name=values["name"],
-        description=values["description"],
-        shortcut=values["shortcut"] or None,
+        name=st.session_state["new_name"],
+        description=st.session_state["new_description"],
+        shortcut=st.session_state["new_shortcut"] or None,
         colour=st.session_state["new_colour"],
         marks_incorrect_label=st.session_state["new_label"] or None,
     )
-    rereview = review_queue.review_progress(session, project_id=project.id).needs_rereview
-    note = f"; {rereview} reviewed examples now need re-review" if rereview else ""
-    flash("success", f"Added '{category.name}' (key {category.shortcut or 'none'}){note}")
 
 
 with st.form("add_category", clear_on_submit=True, border=True):

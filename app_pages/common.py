@@ -68,6 +68,18 @@ def action(function: Callable[..., object], *, success: str | None = None, **kwa
     return result
 
 
+def add_category(session: Session, **fields) -> None:
+    """Create a category (fields as for categories.create_category) and say what it did,
+    including how many reviewed examples now need re-review."""
+    from labeltool.categories import create_category
+    from labeltool.review_queue import review_progress
+
+    category = create_category(session, **fields)
+    rereview = review_progress(session, project_id=category.project_id).needs_rereview
+    note = f"; {rereview} reviewed examples now need re-review" if rereview else ""
+    flash("success", f"Added '{category.name}' (key {category.shortcut or 'none'}){note}")
+
+
 def flash(kind: str, message: str) -> None:
     """Show `message` at the top of the next rerun."""
     st.session_state[FLASH_KEY] = (kind, message)

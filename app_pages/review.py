@@ -9,6 +9,7 @@ import streamlit as st
 from app_pages.common import (
     ProjectInfo,
     action,
+    add_category,
     queue_filter_widgets,
     require_project,
     reviewer,
@@ -136,6 +137,15 @@ def _toggle(
             labeling.set_corrected_label(session, example_pk=pk, corrected_label=prediction)
 
 
+def _add_category(session) -> None:
+    add_category(
+        session,
+        project_id=project.id,
+        name=st.session_state["quick_name"],
+        shortcut=st.session_state["quick_key"] or None,
+    )
+
+
 def _save_comment(session, *, pk: int) -> None:
     labeling.set_comment(session, example_pk=pk, comment=st.session_state[f"comment_{pk}"])
 
@@ -155,6 +165,13 @@ st.progress(
     reviewed_share,
     text=f"**{progress.reviewed} of {progress.misclassified}** misclassified dev examples "
     f"reviewed · {progress.guidance}",
+)
+st.caption(
+    "The method's guide: "
+    + " · ".join(
+        f"{'✅' if progress.reviewed >= size else '▫️'} {size} {words}"
+        for size, words in review_queue.SAMPLE_GUIDE
+    )
 )
 if progress.needs_rereview:
     st.caption(
@@ -230,7 +247,16 @@ with right:
             },
         )
     if not categories:
-        st.info("No categories yet: add some on the **Categories** page.")
+        st.info("No categories yet: add one here or on the **Categories** page.")
+    with st.popover("➕ New category", width="stretch"), st.form("quick_category", border=False):
+        st.text_input("Name", key="quick_name", placeholder="e.g. Instagram filter")
+        st.text_input("Key", key="quick_key", max_chars=1, help="One letter or digit (optional)")
+        st.form_submit_button(
+            "Add category",
+            on_click=action,
+            args=(_add_category,),
+            help="Examples already reviewed will be marked 'needs re-review'.",
+        )
 
     if label_category_on or view.corrected_label:
         options = ["—"] + [c for c in project.class_names if c != view.label]

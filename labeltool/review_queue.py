@@ -24,8 +24,9 @@ ORDERS = ("random", "most confident first", "least confident first")
 #: `QueueFilter.category_id` value meaning "errors with no category yet".
 NO_CATEGORY = 0
 
-#: Below this many reviewed errors the shares are too noisy to rank categories (the method's
-#: guide: about 10 is very few, 20 a rough sense, 50 good, 100 very good).
+#: The method's guide to how many reviewed errors a sample needs (Machine Learning Yearning).
+SAMPLE_GUIDE = ((10, "very few"), (20, "a rough sense"), (50, "good"), (100, "very good"))
+#: Below this many reviewed errors the shares are too noisy to rank categories.
 TOO_FEW_TO_RANK = 20
 
 

@@ -272,6 +272,35 @@ def test_two_reviewers_see_each_others_tags_on_their_next_rerun(project: AppProj
     assert project.tags() == {(pk, project.blurry, "ann"), (pk, project.blurry, "bob")}
 
 
+def test_a_category_added_on_the_review_screen_gets_its_key_at_once(project: AppProject) -> None:
+    """The review screen's "New category" form adds the category with its key, marks the
+    reviewed examples for re-review, and the new key's button appears on the same screen."""
+    project.mark_reviewed(project.queue()[:2])
+    at = _app("review", reviewer="ann")
+
+    at.text_input(key="quick_name").input("instagram filter")
+    at.text_input(key="quick_key").input("4")
+    _button(at, "Add category").click().run()
+
+    assert not at.exception
+    assert any("2 reviewed examples now need re-review" in m.value for m in at.success)
+    with project.db.begin() as session:
+        added = session.scalars(select(Category).where(Category.name == "instagram filter")).one()
+    assert added.shortcut == "4"
+    assert at.button(key=f"cat_{added.id}").label == "⬜ instagram filter"
+
+
+def test_progress_is_shown_against_the_methods_guide(project: AppProject) -> None:
+    """With 12 errors reviewed, the 10 milestone is reached and 20, 50 and 100 are not."""
+    project.mark_reviewed(project.queue()[:12])
+
+    at = _app("review", reviewer="ann")
+
+    guide = next(c.value for c in at.caption if c.value.startswith("The method's guide"))
+    assert "✅ 10 very few" in guide
+    assert "▫️ 20 a rough sense" in guide and "▫️ 100 very good" in guide
+
+
 def test_filtering_by_confusion_pair_narrows_the_queue(project: AppProject) -> None:
     """Choosing a confusion pair in the sidebar shows only that pair's errors."""
     at = _app("review", reviewer="ann")
