@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -261,13 +260,6 @@ def category_from_confusion_pair(
     pair = QueueFilter(states=(), confusion_pair=(label, prediction))
     pks = session.scalars(select(Example.id).where(*queue_conditions(project_id, pair))).all()
     return category, set_tag(session, example_pks=pks, category_id=category.id, reviewer=reviewer)
-
-
-def last_activity(session: Session, *, project_id: int) -> datetime | None:
-    """When anyone last tagged an example of the project (to show reviewers it is live)."""
-    return session.scalar(
-        select(func.max(Tag.tagged_at)).join(Example).where(Example.project_id == project_id)
-    )
 
 
 # --- private helpers -------------------------------------------------------------------
