@@ -85,11 +85,11 @@ with transaction() as session:
             st.rerun()
 
 
-def _go_to(pk: int | None) -> None:
+def _go_to(session, pk: int | None) -> None:
+    """Show example `pk` next, and put it in the URL so the link can be shared."""
     st.session_state["current_pk"] = pk
     if pk is not None:
-        with transaction() as session:
-            example_id = labeling.get_example_view(session, pk=pk).example_id
+        example_id = labeling.get_example_view(session, pk=pk).example_id
         st.query_params["example"] = example_id
         st.session_state["linked_example"] = example_id
 
@@ -101,7 +101,7 @@ def _advance(session, *, pk: int) -> None:
         if following == pk:
             following = None
     st.session_state.setdefault("history", []).append(pk)
-    _go_to(following)
+    _go_to(session, following)
 
 
 def _save_and_next(session, *, pk: int, who: str) -> None:
@@ -114,17 +114,16 @@ def _skip(session, *, pk: int) -> None:
     _advance(session, pk=pk)
 
 
-def _previous() -> None:
+def _previous(session) -> None:
     history = st.session_state.get("history", [])
     if history:
-        _go_to(history.pop())
+        _go_to(session, history.pop())
         return
-    with transaction() as session:
-        before = review_queue.previous_in_queue(
-            session, project_id=project.id, queue=queue, before=st.session_state["current_pk"]
-        )
+    before = review_queue.previous_in_queue(
+        session, project_id=project.id, queue=queue, before=st.session_state["current_pk"]
+    )
     if before is not None:
-        _go_to(before)
+        _go_to(session, before)
 
 
 def _toggle(
@@ -281,7 +280,9 @@ with right:
         kwargs={"pk": view.pk},
     )
     back, skip, forward = st.columns(3)
-    back.button("← Back", key="previous", shortcut="p", on_click=_previous, width="stretch")
+    back.button(
+        "← Back", key="previous", shortcut="p", on_click=action, args=(_previous,), width="stretch"
+    )
     skip.button(
         "Skip",
         key="skip",
