@@ -37,6 +37,8 @@ class ProjectInfo:
     name: str
     class_names: tuple[str, ...]
     images_root: str
+    #: The share of the dev set reviewers look at (None: all of it).
+    eyeball_fraction: float | None = None
 
 
 @st.cache_resource(show_spinner="Opening the database…")
@@ -147,6 +149,7 @@ def current_project() -> ProjectInfo | None:
                 name=project.name,
                 class_names=tuple(project.class_names or ()),
                 images_root=project.images_root,
+                eyeball_fraction=project.eyeball_fraction,
             )
     except UnknownProject:
         return None

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import ProjectInfo, action, require_project, show_flash, transaction
-from labeltool import report, review_queue, splits
+from labeltool import eyeball, report, review_queue, splits
 from labeltool.categories import list_categories, update_category
 from labeltool.errors import LabeltoolError
 from labeltool.export import corrections_table, long_table, to_csv, wide_table
@@ -250,6 +250,62 @@ if not gaps.empty:
             "to_split": "to",
         },
     )
+
+# --- eyeball and blackbox dev sets ---------------------------------------------------------------
+st.subheader("Eyeball and blackbox dev sets")
+with transaction() as session:
+    split = eyeball.eyeball_split(session, project_id=project.id)
+dev_examples = split.eyeball_examples + split.blackbox_examples
+dev_errors = split.eyeball_errors + split.blackbox_errors
+suggested = eyeball.suggested_fraction(
+    dev_examples=dev_examples, dev_error=dev_errors / dev_examples if dev_examples else 0.0
+)
+st.caption(
+    "With a large dev set, review only the errors of a random eyeball part and keep the rest "
+    "(the blackbox part) for measuring error. "
+    + (
+        f"About {eyeball.ERRORS_TO_LOOK_AT} errors to look at need an eyeball share of about "
+        f"{suggested:.0%} here."
+        if suggested is not None
+        else ""
+    )
+)
+
+
+def _save_eyeball_share(session) -> None:
+    share = st.session_state["eyeball_share"]
+    eyeball.set_eyeball_fraction(
+        session, project_id=project.id, fraction=None if share is None else share / 100
+    )
+
+
+st.columns([1, 2])[0].number_input(
+    "Eyeball share of the dev set (%)",
+    min_value=0.1,
+    max_value=100.0,
+    value=None if split.fraction is None else split.fraction * 100,
+    step=1.0,
+    key="eyeball_share",
+    placeholder="all of it",
+    help="Reviewers see only the errors of this random part. Raising it later moves fresh "
+    "examples over from the blackbox part. Empty or 100: the whole dev set.",
+    on_change=action,
+    args=(_save_eyeball_share,),
+)
+if split.fraction is not None:
+    parts = st.columns(2)
+    parts[0].metric(
+        "Eyeball dev error",
+        f"{split.eyeball_error:.1%}",
+        help=f"{split.eyeball_errors} of {split.eyeball_examples} examples",
+    )
+    parts[1].metric(
+        "Blackbox dev error",
+        f"{split.blackbox_error:.1%}",
+        help=f"{split.blackbox_errors} of {split.blackbox_examples} examples",
+    )
+    if split.warning:
+        st.warning(split.warning)
 
 # --- reviewers and downloads ------------------------------------------------------------------
 st.subheader("Reviewers")

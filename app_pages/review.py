@@ -172,6 +172,11 @@ st.caption(
         for size, words in review_queue.SAMPLE_GUIDE
     )
 )
+if project.eyeball_fraction is not None:
+    st.caption(
+        f"👁️ Reviewing the eyeball part of the dev set ({project.eyeball_fraction:.0%} of it); "
+        "the rest is the blackbox part (see the Ceiling report)."
+    )
 if progress.needs_rereview:
     st.caption(
         f"🔁 {progress.needs_rereview} reviewed examples need re-review since a category was "

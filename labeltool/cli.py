@@ -425,6 +425,48 @@ def import_tags_command(state: _State, file: Path, project: str, reviewer: str |
     click.echo(str(summary))
 
 
+@cli.command("eyeball")
+@click.option("--project", required=True, help="Project name.")
+@click.option(
+    "--share",
+    type=click.FloatRange(0, 100, min_open=True),
+    metavar="PERCENT",
+    help="Keep this share of the dev set as the eyeball part whose errors are reviewed "
+    "(raising it later moves fresh examples over).",
+)
+@click.option("--off", is_flag=True, help="Review the whole dev set again (no blackbox part).")
+@click.pass_obj
+def eyeball_command(state: _State, project: str, share: float | None, off: bool) -> None:
+    """Split a large dev set into an eyeball part (reviewed) and a blackbox part (measured).
+
+    Without --share or --off, shows the split and the eyeball and blackbox error rates.
+    """
+    from labeltool import eyeball
+    from labeltool.projects import get_project
+
+    if share is not None and off:
+        raise click.UsageError("give --share or --off, not both")
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        if share is not None or off:
+            eyeball.set_eyeball_fraction(
+                session, project_id=project_id, fraction=None if off else share / 100
+            )
+        split = eyeball.eyeball_split(session, project_id=project_id)
+    if split.fraction is None:
+        examples = split.eyeball_examples
+        click.echo(f"project '{project}': reviewers see the whole dev set ({examples} examples)")
+        return
+    click.echo(
+        f"project '{project}': eyeball part {split.fraction:.1%} of the dev set, "
+        f"{split.eyeball_examples} examples, error {split.eyeball_error:.1%} "
+        f"({split.eyeball_errors} errors); blackbox part {split.blackbox_examples} examples, "
+        f"error {split.blackbox_error:.1%}"
+    )
+    if split.warning:
+        click.echo(split.warning)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="labeltool")

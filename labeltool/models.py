@@ -75,6 +75,9 @@ class Project(Base):
     images_root: Mapped[str] = mapped_column(Text)
     #: The lead's estimate of human-level error (a proxy for Bayes error), as a fraction.
     human_level_error: Mapped[float | None] = mapped_column(Float)
+    #: The share of the dev set kept as the "eyeball" part whose errors are reviewed; None
+    #: means the whole dev set (see labeltool.eyeball).
+    eyeball_fraction: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     examples: Mapped[list[Example]] = relationship(

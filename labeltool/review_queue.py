@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, t
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
+from labeltool.eyeball import in_eyeball
 from labeltool.models import Example, ReviewState, Tag, confusion_pair_name
 
 #: Queue orders: a fair random sample of the errors, or by the model's confidence.
@@ -87,13 +88,15 @@ def sample_guidance(reviewed: int) -> str:
 
 
 def queue_conditions(project_id: int, queue: QueueFilter) -> list[ColumnElement[bool]]:
-    """The WHERE conditions that select the queue's examples: the project's dev errors that
-    pass the filter (its order plays no part). For queries of your own over the same examples.
+    """The WHERE conditions that select the queue's examples: the project's dev errors in its
+    eyeball part (the whole dev set unless a share is set) that pass the filter (its order plays
+    no part). For queries of your own over the same examples.
     """
     conditions: list[ColumnElement[bool]] = [
         Example.project_id == project_id,
         Example.split == DEFAULT_SPLIT,
         Example.is_error.is_(True),
+        in_eyeball(project_id),
     ]
     if queue.states:
         conditions.append(Example.review_state.in_(queue.states))
