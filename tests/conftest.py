@@ -23,6 +23,9 @@ from labeltool.models import Base
 
 PG_ENV = "LABELTOOL_TEST_DATABASE_URL"
 
+#: Shared scenarios whose fixtures every test may use.
+pytest_plugins = ["tests.review_scenario"]
+
 
 def _postgres_url() -> str | None:
     return os.environ.get(PG_ENV) or None
@@ -71,6 +74,37 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     database = Database.open(f"sqlite:///{tmp_path / 'labeltool.db'}")
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def run_app(monkeypatch: pytest.MonkeyPatch):
+    """The one factory for the app under test: run_app(database, page=None) runs the real
+    app.py through AppTest on `database`, switched to `page` (e.g. "app_pages/report.py").
+
+    Streamlit's caches are process-wide, so they are cleared before and after each test: each
+    test gets its own cached Database.
+    """
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from labeltool.config import APP_PATH, DB_ENV_VAR
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+    def run(database: Database, page: str | None = None) -> AppTest:
+        url = database.engine.url.render_as_string(hide_password=False)
+        monkeypatch.setenv(DB_ENV_VAR, url)
+        app = AppTest.from_file(str(APP_PATH), default_timeout=60)
+        if page is not None:
+            app.switch_page(page)
+        app.run()
+        assert not app.exception, app.exception
+        return app
+
+    yield run
+    st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 @pytest.fixture

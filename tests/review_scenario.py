@@ -1,14 +1,15 @@
 """The small project the labeling and queue tests share, and how to import and query it.
 
 9 dev errors in three confusion pairs (one confidence tie, one missing confidence), 3 correct
-dev examples, and 2 errors outside the dev set. Each test module wraps `import_run` in its own
-`run` (and `other`) fixture.
+dev examples, and 2 errors outside the dev set. Its `run` and `other` fixtures are available
+to every test (tests/conftest.py loads this module as a plugin).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 from sqlalchemy import func, select
 
 from labeltool.db import Database
@@ -86,3 +87,15 @@ def queue_examples(db: Database, run: Run, queue: QueueFilter) -> set[str]:
     with db.begin() as session:
         pks = queue_ids(session, project_id=run.id, queue=queue, limit=1000)
     return set(run.ids(pks))
+
+
+@pytest.fixture
+def run(db: Database, write_predictions) -> Run:
+    """Project "run1": 9 dev errors in three confusion pairs, 3 correct, 2 non-dev errors."""
+    return import_run(db, write_predictions, "run1", "run1.csv")
+
+
+@pytest.fixture
+def other(db: Database, write_predictions, run: Run) -> Run:
+    """Project "run2" with the same rows, to check nothing leaks across projects."""
+    return import_run(db, write_predictions, "run2", "run2.csv")

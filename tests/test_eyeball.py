@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from streamlit.testing.v1 import AppTest
 
 from labeltool import eyeball, review_queue
 from labeltool.cli import cli
-from labeltool.config import APP_PATH, DB_ENV_VAR
 from labeltool.db import Database
 from labeltool.errors import InvalidInput
 from labeltool.importing import import_predictions
@@ -140,49 +138,30 @@ def test_cli_sets_and_shows_the_eyeball_split(db_url: str, project_id: int):
     assert result.exit_code == 2
 
 
-def test_report_page_sets_the_eyeball_share(
-    sqlite_db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch
-):
+def test_report_page_sets_the_eyeball_share(sqlite_db: Database, write_predictions, run_app):
     """Entering 30 (%) on the report page stores 0.3 and shows both parts' dev error."""
-    import streamlit as st
-
     project_id = make_project(sqlite_db, write_predictions, dev=400, errors=80)
-    monkeypatch.setenv(DB_ENV_VAR, sqlite_db.url)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    try:
-        app = AppTest.from_file(str(APP_PATH), default_timeout=60)
-        app.switch_page("app_pages/report.py")
-        app.run()
-        app.number_input(key="eyeball_share").set_value(30.0).run()
-        assert not app.exception, app.exception
-        with sqlite_db.begin() as session:
-            assert session.get(Project, project_id).eyeball_fraction == pytest.approx(0.3)
-        labels = {m.label for m in app.metric}
-        assert {"Eyeball dev error", "Blackbox dev error"} <= labels
-    finally:
-        st.cache_resource.clear()
-        st.cache_data.clear()
+    app = run_app(sqlite_db, "app_pages/report.py")
+
+    app.number_input(key="eyeball_share").set_value(30.0).run()
+
+    assert not app.exception, app.exception
+    with sqlite_db.begin() as session:
+        assert session.get(Project, project_id).eyeball_fraction == pytest.approx(0.3)
+    labels = {m.label for m in app.metric}
+    assert {"Eyeball dev error", "Blackbox dev error"} <= labels
 
 
 def test_review_screen_says_it_shows_the_eyeball_part(
-    sqlite_db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database, write_predictions, run_app
 ):
     """With a 30% share the review screen says so, and its progress counts eyeball errors."""
-    import streamlit as st
-
     project_id = make_project(sqlite_db, write_predictions, dev=400, errors=80)
     with sqlite_db.begin() as session:
         eyeball.set_eyeball_fraction(session, project_id=project_id, fraction=0.3)
         errors = eyeball.eyeball_split(session, project_id=project_id).eyeball_errors
-    monkeypatch.setenv(DB_ENV_VAR, sqlite_db.url)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    try:
-        app = AppTest.from_file(str(APP_PATH), default_timeout=60).run()
-        assert not app.exception, app.exception
-        assert any("eyeball part of the dev set (30% of it)" in c.value for c in app.caption)
-        assert f"of {errors}** misclassified" in app.get("progress")[0].proto.text
-    finally:
-        st.cache_resource.clear()
-        st.cache_data.clear()
+
+    app = run_app(sqlite_db)
+
+    assert any("eyeball part of the dev set (30% of it)" in c.value for c in app.caption)
+    assert f"of {errors}** misclassified" in app.get("progress")[0].proto.text

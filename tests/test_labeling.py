@@ -22,22 +22,8 @@ from tests.review_scenario import (
     SKIPPED,
     UNREVIEWED,
     Run,
-    import_run,
     queue_examples,
 )
-
-
-@pytest.fixture
-def run(db: Database, write_predictions) -> Run:
-    """Project "run1": 9 dev errors in three confusion pairs, 3 correct, 2 non-dev errors."""
-    return import_run(db, write_predictions, "run1", "run1.csv")
-
-
-@pytest.fixture
-def other(db: Database, write_predictions, run: Run) -> Run:
-    """Project "run2" with the same rows, to check nothing leaks across projects."""
-    return import_run(db, write_predictions, "run2", "run2.csv")
-
 
 # --- tagging -------------------------------------------------------------------------------
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from labeltool.config import APP_PATH, DB_ENV_VAR
 from labeltool.db import Database
 from labeltool.models import Category
 from tests.test_report import error_ids, make_project, review
@@ -19,22 +17,9 @@ PAGE = "app_pages/report.py"
 
 
 @pytest.fixture
-def open_page(sqlite_db: Database, monkeypatch: pytest.MonkeyPatch):
+def open_page(sqlite_db: Database, run_app):
     """A function that runs the app on `sqlite_db`, switched to the report page."""
-    monkeypatch.setenv(DB_ENV_VAR, sqlite_db.url)
-    st.cache_resource.clear()  # the caches are process-wide: each test its own Database
-    st.cache_data.clear()
-
-    def open_() -> AppTest:
-        app = AppTest.from_file(str(APP_PATH), default_timeout=60)
-        app.switch_page(PAGE)
-        app.run()
-        assert not app.exception, app.exception
-        return app
-
-    yield open_
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    return lambda: run_app(sqlite_db, PAGE)
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from streamlit.testing.v1 import AppTest
 
 from labeltool import splits
 from labeltool.cli import cli
-from labeltool.config import APP_PATH, DB_ENV_VAR
 from labeltool.db import Database
 from labeltool.errors import InvalidInput
 from labeltool.models import Project
@@ -99,28 +97,18 @@ def test_cli_report_table_shows_error_by_split(db_url: str, four_splits):
 
 
 def test_report_page_saves_human_level_error_and_shows_gaps(
-    sqlite_db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database, write_predictions, run_app
 ):
     """Entering 0.5 (%) on the report page stores 0.005 and shows the avoidable-bias gap."""
-    import streamlit as st
-
     extra = split_rows("train", 100, 2) + split_rows("train-dev", 100, 6)
     project_id = make_project(sqlite_db, write_predictions, dev=100, errors=10, extra_rows=extra)
-    monkeypatch.setenv(DB_ENV_VAR, sqlite_db.url)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    try:
-        app = AppTest.from_file(str(APP_PATH), default_timeout=60)
-        app.switch_page("app_pages/report.py")
-        app.run()
-        assert not app.exception, app.exception
-        app.number_input(key="human_level_error").set_value(0.5).run()
-        assert not app.exception, app.exception
-        with sqlite_db.begin() as session:
-            assert session.get(Project, project_id).human_level_error == pytest.approx(0.005)
-        gaps = next(d.value for d in app.dataframe if "suggestion" in d.value.columns)
-        assert gaps["gap"].tolist()[:1] == ["variance"]
-        assert "avoidable bias" in gaps["gap"].tolist()
-    finally:
-        st.cache_resource.clear()
-        st.cache_data.clear()
+    app = run_app(sqlite_db, "app_pages/report.py")
+
+    app.number_input(key="human_level_error").set_value(0.5).run()
+
+    assert not app.exception, app.exception
+    with sqlite_db.begin() as session:
+        assert session.get(Project, project_id).human_level_error == pytest.approx(0.005)
+    gaps = next(d.value for d in app.dataframe if "suggestion" in d.value.columns)
+    assert gaps["gap"].tolist()[:1] == ["variance"]
+    assert "avoidable bias" in gaps["gap"].tolist()
