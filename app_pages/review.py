@@ -168,7 +168,7 @@ st.progress(
 st.caption(
     "The method's guide: "
     + " · ".join(
-        f"{'✅' if progress.reviewed >= size else '▫️'} {size} {words}"
+        f"{'✅' if progress.reviewed >= size else '⬜'} {size} {words}"
         for size, words in review_queue.SAMPLE_GUIDE
     )
 )

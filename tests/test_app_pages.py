@@ -298,7 +298,7 @@ def test_progress_is_shown_against_the_methods_guide(project: AppProject) -> Non
 
     guide = next(c.value for c in at.caption if c.value.startswith("The method's guide"))
     assert "✅ 10 very few" in guide
-    assert "▫️ 20 a rough sense" in guide and "▫️ 100 very good" in guide
+    assert "⬜ 20 a rough sense" in guide and "⬜ 100 very good" in guide
 
 
 def test_filtering_by_confusion_pair_narrows_the_queue(project: AppProject) -> None:
