@@ -397,7 +397,8 @@ def export_command(state: _State, project: str, table: str, out: Path) -> None:
         to_csv(frame, out)
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
-    click.echo(f"wrote the {table} table of project '{project}' ({len(frame)} rows) to {out}")
+    rows = f"{len(frame)} row{'' if len(frame) == 1 else 's'}"
+    click.echo(f"wrote the {table} table of project '{project}' ({rows}) to {out}")
 
 
 @cli.command("import-tags")

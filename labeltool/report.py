@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.models import REVIEWED_STATES, Category, Example, Review, Tag
-from labeltool.review_queue import sample_guidance
+from labeltool.review_queue import TOO_FEW_TO_RANK, sample_guidance
 
 #: The columns of `ceiling_table`, in order.
 CEILING_COLUMNS = ("category", "errors", "share", "ci_low", "ci_high", "ceiling", "error_after_fix")
@@ -220,7 +220,13 @@ def incorrect_label_accounting(
         f"fixing labels could remove at most {due * 100:.1f} points of the "
         f"{top.dev_error:.1%} dev error{where}"
     )
-    if share < LARGE_INCORRECT_LABEL_SHARE:
+    if top.reviewed < TOO_FEW_TO_RANK:
+        hint = (
+            f"Only {top.reviewed} reviewed {'error' if top.reviewed == 1 else 'errors'}: too "
+            "few to judge whether fixing labels is urgent (about 20 give a rough sense). "
+            "Whatever correction you apply to the dev set, apply to the test set too."
+        )
+    elif share < LARGE_INCORRECT_LABEL_SHARE:
         hint = (
             f"Incorrect labels explain a small part of the errors ({share:.0%} of those "
             "reviewed), so fixing them is not urgent; as the overall error falls, the same "

@@ -300,7 +300,9 @@ def test_export_command_writes_each_table(
     )
     assert result.exit_code == 0, result.output
     assert (
-        result.output == f"wrote the {table} table of project '{PROJECT}' ({rows} rows) to {out}\n"
+        result.output
+        == f"wrote the {table} table of project '{PROJECT}' ({rows} row{'' if rows == 1 else 's'}) "
+        f"to {out}\n"
     )
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == first_line

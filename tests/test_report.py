@@ -338,7 +338,25 @@ def test_incorrect_label_sentence_for_the_methods_example(db: Database, write_pr
 
 
 def test_large_incorrect_label_share_says_fixing_is_worth_it(db: Database, write_predictions):
-    """When incorrect labels are 30% of the errors at 2% dev error, fixing labels is worth it."""
+    """When incorrect labels are 30% of 20 reviewed errors at 4% dev error, fixing labels is
+    worth it."""
+    project_id = make_project(db, write_predictions, dev=500, errors=20)
+    review(
+        db,
+        project_id,
+        {i: ["incorrectly labeled"] for i in error_ids(6)} | {i: [] for i in error_ids(14, 6)},
+    )
+    with db.begin() as session:
+        accounting = report.incorrect_label_accounting(session, project_id=project_id)
+    assert accounting.sentence == (
+        "fixing labels could remove at most 1.2 points of the 4.0% dev error"
+    )
+    assert "worth it now" in accounting.hint and "test set" in accounting.hint
+
+
+def test_too_few_reviewed_errors_do_not_judge_label_urgency(db: Database, write_predictions):
+    """With 10 reviewed errors the sentence still gives the bound, but the hint does not call
+    fixing labels urgent or not: too few errors to judge."""
     project_id = make_project(db, write_predictions, dev=500, errors=10)
     review(
         db,
@@ -350,7 +368,8 @@ def test_large_incorrect_label_share_says_fixing_is_worth_it(db: Database, write
     assert accounting.sentence == (
         "fixing labels could remove at most 0.6 points of the 2.0% dev error"
     )
-    assert "worth it now" in accounting.hint and "test set" in accounting.hint
+    assert accounting.hint.startswith("Only 10 reviewed errors: too few to judge")
+    assert "worth it" not in accounting.hint and "not urgent" not in accounting.hint
 
 
 def test_no_incorrect_label_category_gives_no_accounting(db: Database, write_predictions):
