@@ -25,9 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,6 +36,7 @@ from labeltool.categories import create_category, list_categories  # noqa: E402
 from labeltool.db import Database  # noqa: E402
 from labeltool.importing import import_predictions  # noqa: E402
 from labeltool.review_queue import QueueFilter  # noqa: E402
+from tests.conftest import postgres_schema  # noqa: E402 - the tests' throwaway schema
 
 PG_ENV = "LABELTOOL_TEST_DATABASE_URL"
 SIZES = (2_000, 20_000, 200_000)
@@ -72,7 +71,7 @@ def main() -> None:
         base = os.environ.get(PG_ENV)
         if base:
             sizes = sorted(args.sizes)[:2]
-            with _postgres_schema(base) as url:
+            with postgres_schema(base, prefix="bench") as url:
                 results = [_bench(url, n, folder, args.rounds, project=f"bench-{n}") for n in sizes]
             _print("PostgreSQL (fresh schema)", results)
         else:
@@ -208,24 +207,6 @@ def _write_predictions(path: Path, n: int) -> Path:
                 + [f"{p:.4f}" for p in probabilities]
             )
     return path
-
-
-@contextmanager
-def _postgres_schema(base: str) -> Iterator[str]:
-    """A URL to a fresh schema on the PostgreSQL server; the schema is dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _print(title: str, results: list[dict]) -> None:
