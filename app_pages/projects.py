@@ -9,7 +9,7 @@ import streamlit as st
 from app_pages.common import SELECT_PROJECT_KEY, show_flash, transaction
 from labeltool.errors import LabeltoolError
 from labeltool.importing import import_predictions
-from labeltool.projects import dev_error_rate, list_projects
+from labeltool.projects import delete_project, dev_error_rate, list_projects
 
 st.header("Projects")
 show_flash()
@@ -86,3 +86,24 @@ if submitted:
         st.rerun()
     except LabeltoolError as exc:
         st.error(str(exc))
+
+if rows:
+    with st.expander("Delete a project"):
+        st.caption(
+            "Deletes the project's examples, categories, tags and reviews. Export the wide "
+            "spreadsheet first if you may want them back (`labeltool import-tags` reads it)."
+        )
+        doomed = st.selectbox("Project to delete", [r["project"] for r in rows], key="delete_name")
+        typed = st.text_input("Type its name to confirm", key="delete_confirm")
+        if st.button("Delete project", key="delete_project", disabled=typed != doomed):
+            try:
+                with transaction() as session:
+                    held = delete_project(session, doomed)
+            except LabeltoolError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["_flash"] = (
+                    "success",
+                    f"Deleted project '{doomed}' ({held.dev_examples} dev examples)",
+                )
+                st.rerun()

@@ -273,6 +273,22 @@ def projects_command(state: _State) -> None:
             )
 
 
+@cli.command("delete-project")
+@click.argument("name")
+@click.confirmation_option(
+    prompt="Delete the project with all its examples, tags and categories?",
+    help="Delete without asking.",
+)
+@click.pass_obj
+def delete_project_command(state: _State, name: str) -> None:
+    """Delete a project with its examples, categories, tags and reviews (export them first)."""
+    from labeltool.projects import delete_project
+
+    with state.database().begin() as session:
+        held = delete_project(session, name)
+    click.echo(f"deleted project '{name}' ({held.dev_examples} dev examples)")
+
+
 @cli.command("serve")
 @click.option("--port", default=8501, show_default=True, help="Port to serve on.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")

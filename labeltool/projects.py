@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import Integer, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
@@ -35,6 +35,19 @@ def get_project(session: Session, name: str) -> Project:
     if project is None:
         raise UnknownProject(name, [p.name for p in list_projects(session)])
     return project
+
+
+def delete_project(session: Session, name: str) -> DevErrorRate:
+    """Delete the project called `name` with its examples, categories, tags and reviews.
+
+    Returns what it held, so the caller can say what was removed.
+    """
+    project = get_project(session, name)
+    held = dev_error_rate(session, project_id=project.id)
+    # The foreign keys cascade (ON DELETE CASCADE) on SQLite and PostgreSQL alike.
+    session.execute(delete(Project).where(Project.id == project.id))
+    session.expire_all()
+    return held
 
 
 def dev_error_rate(
