@@ -128,11 +128,16 @@ parts = shown.melt(
 parts["part"] = parts["part"].map(
     {"error_after_fix": "error after fix", "ceiling": "removed by the fix (ceiling)"}
 )
-st.altair_chart(
+# The ceiling is share x dev error, so it inherits the share's interval: the best-case error
+# after the fix lies between dev error x (1 - ci_high) and dev error x (1 - ci_low).
+after_fix_range = shown.assign(
+    best=top.dev_error * (1 - shown["ci_high"]), worst=top.dev_error * (1 - shown["ci_low"])
+)
+after_fix_bars = (
     alt.Chart(parts)
     .mark_bar()
     .encode(
-        x=alt.X("dev error:Q", stack="zero", axis=alt.Axis(format="%")),
+        x=alt.X("dev error:Q", stack="zero", axis=alt.Axis(format="%"), title="dev error"),
         y=alt.Y("category:N", sort=order, title=None),
         color=alt.Color(
             "part:N",
@@ -141,7 +146,26 @@ st.altair_chart(
         ),
         tooltip=["category", "part", alt.Tooltip("dev error:Q", format=".2%")],
     )
-    .properties(title=f"Dev error {top.dev_error:.1%}: before and at best after each fix"),
+)
+after_fix_interval = (
+    alt.Chart(after_fix_range)
+    .mark_rule(color="black")
+    .encode(
+        x=alt.X("best:Q", title="dev error"),
+        x2="worst:Q",
+        y=alt.Y("category:N", sort=order),
+        tooltip=[
+            "category",
+            alt.Tooltip("best:Q", format=".2%", title="error after fix, 95% low"),
+            alt.Tooltip("worst:Q", format=".2%", title="error after fix, 95% high"),
+        ],
+    )
+)
+st.altair_chart(
+    (after_fix_bars + after_fix_interval).properties(
+        title=f"Dev error {top.dev_error:.1%}: before and at best after each fix "
+        "(line: 95% interval)"
+    ),
     width="stretch",
     key="after_fix_chart",
 )

@@ -59,6 +59,8 @@ def test_report_page_shows_headline_table_and_downloads(open_page, reviewed: int
     charts = [json.loads(chart.proto.spec) for chart in app.get("vega_lite_chart")]
     assert len(charts) == 2
     assert "rule" in json.dumps(charts[0])  # the Wilson interval error bars
+    # The ceiling inherits the interval: the after-fix chart draws the best-case error's range.
+    assert "rule" in json.dumps(charts[1]) and '"worst"' in json.dumps(charts[1])
     downloads = app.get("download_button")
     assert [b.label for b in downloads] == [
         "Spreadsheet (wide)",
