@@ -185,3 +185,40 @@ def table_contents(db: Database) -> dict[str, list[tuple]]:
             ]
             for table in Base.metadata.sorted_tables
         }
+
+
+@contextmanager
+def recorded_statements(target=None) -> Iterator[list[str]]:
+    """Every SQL statement run inside the block, on `target` (an engine; default: any)."""
+    from sqlalchemy import Engine, event
+
+    target = Engine if target is None else target
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    event.listen(target, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(target, "before_cursor_execute", record)
+
+
+@contextmanager
+def loaded_examples() -> Iterator[list]:
+    """Every Example the ORM builds from a row inside the block (none: nothing loaded whole)."""
+    from sqlalchemy import event
+
+    from labeltool.models import Example
+
+    seen: list = []
+
+    def record(target, _context) -> None:
+        seen.append(target)
+
+    event.listen(Example, "load", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Example, "load", record)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import streamlit as st
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from labeltool import labeling, review_queue
@@ -22,7 +21,7 @@ from labeltool.db import Database
 from labeltool.importing import import_predictions
 from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
 from labeltool.review_queue import QueueFilter
-from tests.conftest import make_rows
+from tests.conftest import loaded_examples, make_rows, recorded_statements
 
 PAGES = {
     "review": "app_pages/review.py",
@@ -611,7 +610,7 @@ def test_a_rerun_runs_as_many_statements_on_a_large_project(
             labeling.mark_reviewed(session, example_pks=pks[:5], reviewer="bob")
         monkeypatch.setenv(DB_ENV_VAR, database.url)
         at = _app(page, reviewer="ann")
-        with _statements() as seen, _examples_loaded() as examples:
+        with recorded_statements() as seen, loaded_examples() as examples:
             at.run()
         assert not at.exception
         counts.append(len(seen))
@@ -678,33 +677,3 @@ def _button(at: AppTest, label: str):
     matches = [b for b in at.button if b.label == label]
     assert len(matches) == 1, [b.label for b in at.button]
     return matches[0]
-
-
-@contextmanager
-def _examples_loaded() -> Iterator[list[Example]]:
-    """Every Example the ORM builds from a row inside the block."""
-    seen: list[Example] = []
-
-    def record(target: Example, _context) -> None:
-        seen.append(target)
-
-    event.listen(Example, "load", record)
-    try:
-        yield seen
-    finally:
-        event.remove(Example, "load", record)
-
-
-@contextmanager
-def _statements() -> Iterator[list[str]]:
-    """Every SQL statement any engine runs inside the block."""
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, _params, _context, _many) -> None:
-        seen.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from labeltool import report, review_queue
 from labeltool.categories import create_category, update_category
@@ -17,7 +17,7 @@ from labeltool.db import Database
 from labeltool.importing import import_predictions
 from labeltool.models import Category, Example, Review, ReviewState, Tag
 from labeltool.projects import get_project
-from tests.conftest import make_rows
+from tests.conftest import loaded_examples, make_rows, recorded_statements
 
 PROJECT = "run1"
 
@@ -439,32 +439,21 @@ def test_empty_project_report(db: Database, write_predictions) -> None:
 def test_report_queries_do_not_grow_with_the_project(tmp_path, write_predictions) -> None:
     """The report runs the same few GROUP BY statements on 30 and 600 examples and builds no
     Example objects, so it never loads the examples into Python."""
-    statements: list[str] = []
-    loaded: list[Example] = []
-
-    def record_statement(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    def record_load(target, _context) -> None:
-        loaded.append(target)
-
-    counts = []
+    counts, loaded = [], []
     for n in (30, 600):
         db = Database.open(f"sqlite:///{tmp_path / f'n{n}.db'}")
         project_id = make_project(db, write_predictions, dev=n, errors=n // 3, name=f"n{n}.csv")
         review(db, project_id, {i: ["blurry"] for i in error_ids(n // 3)})
-        statements.clear()
-        event.listen(db.engine, "before_cursor_execute", record_statement)
-        event.listen(Example, "load", record_load)
-        try:
-            with db.begin() as session:
-                report.report_json(session, project_id=project_id)
-                report.effort_ranking(session, project_id=project_id)
-                report.incorrect_label_accounting(session, project_id=project_id)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record_statement)
-            event.remove(Example, "load", record_load)
+        with (
+            recorded_statements(db.engine) as statements,
+            loaded_examples() as examples,
+            db.begin() as session,
+        ):
+            report.report_json(session, project_id=project_id)
+            report.effort_ranking(session, project_id=project_id)
+            report.incorrect_label_accounting(session, project_id=project_id)
         counts.append(len(statements))
+        loaded += examples
         db.dispose()
     assert counts[0] == counts[1] and 0 < counts[0] < 30, counts
     assert loaded == []

@@ -3,11 +3,8 @@ confusion pairs, progress counts and wording, and a constant query count."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import func, select
 
 from labeltool import labeling, review_queue
 from labeltool.categories import create_category
@@ -15,7 +12,7 @@ from labeltool.db import Database
 from labeltool.importing import import_predictions, shuffle_key
 from labeltool.models import Example
 from labeltool.review_queue import NO_CATEGORY, ORDERS, QueueFilter
-from tests.conftest import make_rows
+from tests.conftest import make_rows, recorded_statements
 from tests.review_scenario import (
     ALL,
     CONFIDENCE,
@@ -321,13 +318,13 @@ def test_the_review_screens_queries_do_not_grow_with_the_project(
             labeling.set_tag(session, example_pks=pks[:3], category_id=blurry, reviewer="bob")
         first = pks[0]
         per_call = {}
-        with _statements(db.engine) as seen, db.begin() as session:
+        with recorded_statements(db.engine) as seen, db.begin() as session:
             labeling.get_example_view(session, pk=first)
         per_call["get_example_view"] = len(seen)
-        with _statements(db.engine) as seen, db.begin() as session:
+        with recorded_statements(db.engine) as seen, db.begin() as session:
             review_queue.queue_count(session, project_id=project_id, queue=QueueFilter())
         per_call["queue_count"] = len(seen)
-        with _statements(db.engine) as seen, db.begin() as session:
+        with recorded_statements(db.engine) as seen, db.begin() as session:
             review_queue.next_in_queue(
                 session, project_id=project_id, queue=QueueFilter(), after=first
             )
@@ -344,17 +341,3 @@ def test_the_review_screens_queries_do_not_grow_with_the_project(
 
 def _next(session, run: Run, queue: QueueFilter, after: int) -> int | None:
     return review_queue.next_in_queue(session, project_id=run.id, queue=queue, after=after)
-
-
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, _params, _context, _many) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
