@@ -126,16 +126,6 @@ def _previous(session) -> None:
         _go_to(session, before)
 
 
-def _toggle(
-    session, *, pk: int, category_id: int, who: str, marks_label: bool, prediction: str
-) -> None:
-    tagged = labeling.toggle_tag(session, example_pk=pk, category_id=category_id, reviewer=who)
-    if marks_label and tagged:  # the model's guess is the usual right label: prefill it
-        view_now = labeling.get_example_view(session, pk=pk)
-        if not view_now.corrected_label:
-            labeling.set_corrected_label(session, example_pk=pk, corrected_label=prediction)
-
-
 def _add_category(session) -> None:
     add_category(
         session,
@@ -241,14 +231,8 @@ with right:
             disabled=not who,
             width="stretch",
             on_click=action,
-            args=(_toggle,),
-            kwargs={
-                "pk": view.pk,
-                "category_id": category.id,
-                "who": who,
-                "marks_label": category.marks_incorrect_label,
-                "prediction": view.prediction,
-            },
+            args=(labeling.toggle_tag,),
+            kwargs={"example_pk": view.pk, "category_id": category.id, "reviewer": who},
         )
     if not categories:
         st.info("No categories yet: add one here or on the **Categories** page.")

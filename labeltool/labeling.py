@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from labeltool.categories import create_category
@@ -105,9 +105,13 @@ def find_example(session: Session, *, project_id: int, example_id: str) -> int:
 
 
 def toggle_tag(session: Session, *, example_pk: int, category_id: int, reviewer: str) -> bool:
-    """Tag the example with the category for this reviewer, or untag it; return the new state."""
+    """Tag the example with the category for this reviewer, or untag it; return the new state.
+
+    Tagging an incorrect-label category fills in the corrected label with the model's
+    prediction (the usual right answer) when the example has none yet.
+    """
     reviewer = _reviewer(reviewer)
-    _check_same_project(session, example_pk, category_id)
+    category = _check_same_project(session, example_pk, category_id)
     removed = session.execute(
         delete(Tag).where(
             Tag.example_pk == example_pk, Tag.category_id == category_id, Tag.reviewer == reviewer
@@ -117,6 +121,7 @@ def toggle_tag(session: Session, *, example_pk: int, category_id: int, reviewer:
         return False
     session.add(Tag(example_pk=example_pk, category_id=category_id, reviewer=reviewer))
     session.flush()
+    _prefill_corrected_labels(session, category, [example_pk])
     return True
 
 
@@ -128,7 +133,10 @@ def set_tag(
     reviewer: str,
     tagged: bool = True,
 ) -> int:
-    """Tag (or untag) many examples at once for this reviewer; return how many changed."""
+    """Tag (or untag) many examples at once for this reviewer; return how many changed.
+
+    Like toggle_tag, tagging an incorrect-label category prefills missing corrected labels.
+    """
     reviewer = _reviewer(reviewer)
     pks = sorted(set(example_pks))
     if not pks:
@@ -173,6 +181,7 @@ def set_tag(
                 for pk in new
             ],
         )
+        _prefill_corrected_labels(session, category, new)
     return len(new)
 
 
@@ -272,11 +281,12 @@ def _example(session: Session, pk: int) -> Example:
     return example
 
 
-def _check_same_project(session: Session, example_pk: int, category_id: int) -> None:
+def _check_same_project(session: Session, example_pk: int, category_id: int) -> Category:
     example = _example(session, example_pk)
     category = session.get(Category, category_id)
     if category is None or category.project_id != example.project_id:
         raise UnknownCategory(f"no category with id {category_id} in this project")
+    return category
 
 
 def _reviewer(reviewer: str) -> str:
@@ -303,4 +313,20 @@ def _view(example: Example, tags: dict[str, set[int]]) -> ExampleView:
         corrected_label=example.corrected_label,
         review_state=example.review_state,
         tags_by_reviewer=tags,
+    )
+
+
+def _prefill_corrected_labels(session: Session, category: Category, pks: Sequence[int]) -> None:
+    """For an incorrect-label category, set each example's missing corrected label to its
+    prediction (one UPDATE); other categories leave examples alone."""
+    if not category.marks_incorrect_label or not pks:
+        return
+    session.execute(
+        update(Example)
+        .where(
+            Example.id.in_(pks),
+            or_(Example.corrected_label.is_(None), Example.corrected_label == ""),
+        )
+        .values(corrected_label=Example.prediction)
+        .execution_options(synchronize_session="fetch")
     )

@@ -229,6 +229,32 @@ def test_set_corrected_label_accepts_only_the_projects_classes(db: Database, run
         assert labeling.get_example_view(session, pk=pk).corrected_label is None
 
 
+def test_tagging_incorrectly_labeled_prefills_the_prediction_as_corrected_label(
+    db: Database, run: Run
+) -> None:
+    """Tagging an incorrect-label category, one example or many at once, fills in each missing
+    corrected label with the prediction; an existing correction and other categories are
+    left alone."""
+    e00, e01, e02, e03 = (run.pk[i] for i in ("e00", "e01", "e02", "e03"))
+    with db.begin() as session:
+        label_error = create_category(session, project_id=run.id, name="incorrectly labeled")
+        blurry = create_category(session, project_id=run.id, name="blurry")
+        labeling.set_corrected_label(session, example_pk=e02, corrected_label="fox")
+        labeling.toggle_tag(session, example_pk=e00, category_id=label_error.id, reviewer="ann")
+        labeling.set_tag(
+            session, example_pks=[e01, e02], category_id=label_error.id, reviewer="bob"
+        )
+        labeling.toggle_tag(session, example_pk=e03, category_id=blurry.id, reviewer="ann")
+
+    with db.begin() as session:
+        corrected = {
+            pk: labeling.get_example_view(session, pk=pk).corrected_label
+            for pk in (e00, e01, e02, e03)
+        }
+    # e00-e03 are cat-as-dog: the prediction "dog" is the prefilled correction.
+    assert corrected == {e00: "dog", e01: "dog", e02: "fox", e03: None}
+
+
 def test_example_view_shows_the_top_three_probabilities(db: Database, write_predictions) -> None:
     """get_example_view lists the three most probable classes, most probable first."""
     path = write_predictions(
