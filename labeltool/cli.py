@@ -355,7 +355,14 @@ def report_command(
 
     pair = tuple(confusion_pair) if confusion_pair else None
     with state.database().begin() as session:
-        project_id = get_project(session, project).id
+        found = get_project(session, project)
+        project_id = found.id
+        unknown = [label for label in pair or () if label not in found.class_names]
+        if unknown:
+            raise click.BadParameter(
+                f"unknown label '{unknown[0]}' (classes: {', '.join(found.class_names)})",
+                param_hint="--confusion-pair",
+            )
         scope = {"project_id": project_id, "reviewer": reviewer, "confusion_pair": pair}
         if output_format == "json":
             click.echo(json.dumps(report.report_json(session, **scope), indent=2))

@@ -58,7 +58,8 @@ class ImportSummary:
 
     def __str__(self) -> str:
         return (
-            f"project '{self.project}': {self.rows} rows read, {self.inserted} added, "
+            f"project '{self.project}': {self.rows} row{'' if self.rows == 1 else 's'} read, "
+            f"{self.inserted} added, "
             f"{self.updated} updated, {self.unchanged} unchanged; {self.dev_examples} dev "
             f"examples, {self.misclassified} misclassified (dev error {self.dev_error:.1%})"
         )

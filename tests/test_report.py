@@ -528,3 +528,22 @@ def test_report_command_unknown_project_is_one_line(reviewed_project: str) -> No
     assert result.exit_code == 1
     assert "no project named 'nope'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_report_command_refuses_a_confusion_pair_with_an_unknown_label(reviewed_project: str):
+    """`--confusion-pair cat wolf` names a class the project lacks: usage error, classes listed."""
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--db",
+            reviewed_project,
+            "report",
+            "--project",
+            PROJECT,
+            "--confusion-pair",
+            "cat",
+            "wolf",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "unknown label 'wolf' (classes: cat, dog, fox)" in result.output
