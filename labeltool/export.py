@@ -5,6 +5,9 @@ column per error category, plus the comment, the corrected label and who reviewe
 also the format `import-tags` reads back (see labeltool.tags_import), so a wide export
 imported into a fresh database holding the same predictions exports back identical.
 
+Every table holds the reviewed sample only (`labeltool.sample`): a skipped or unreviewed
+example, its tags and its corrected label are in none of them, as they are not in the report.
+
 `to_csv` writes any of these so every cell is safe to open in a spreadsheet: a text cell that
 a spreadsheet would run as a formula gets a leading `'` (OWASP CSV injection), and
 `restore_cell` undoes it on import.
@@ -26,7 +29,8 @@ from sqlalchemy.orm import Session
 from labeltool.categories import list_categories
 from labeltool.errors import InvalidInput
 from labeltool.models import Category, Example, Review, Tag
-from labeltool.report import ceiling_table, reviewed_error_conditions
+from labeltool.report import ceiling_table
+from labeltool.sample import counted_tags, in_reviewed_sample, reviewed_sample_ids
 
 #: The wide table's columns before the category columns, and after them.
 LEADING_COLUMNS = ("example_id", "image", "label", "prediction", "confidence")
@@ -59,7 +63,6 @@ def wide_table(session: Session, *, project_id: int) -> pd.DataFrame:
                 f"category '{category.name}' has the name of a fixed column of the wide table; "
                 "rename it to export"
             )
-    conditions = reviewed_error_conditions(project_id=project_id)
     examples = session.execute(
         select(
             Example.id,
@@ -70,9 +73,9 @@ def wide_table(session: Session, *, project_id: int) -> pd.DataFrame:
             Example.confidence,
             Example.comment,
             Example.corrected_label,
-        ).where(*conditions)
+        ).where(*in_reviewed_sample(project_id=project_id))
     ).all()
-    reviewed_ids = select(Example.id).where(*conditions)
+    reviewed_ids = reviewed_sample_ids(project_id=project_id)
     tagged: dict[int, set[int]] = defaultdict(set)
     for example_pk, category_id in session.execute(
         select(Tag.example_pk, Tag.category_id).where(Tag.example_pk.in_(reviewed_ids)).distinct()
@@ -110,7 +113,8 @@ def wide_table(session: Session, *, project_id: int) -> pd.DataFrame:
 
 
 def long_table(session: Session, *, project_id: int) -> pd.DataFrame:
-    """One row per tag: example_id, category, reviewer, tagged_at (ISO 8601, UTC).
+    """One row per tag on the reviewed sample: example_id, category, reviewer, tagged_at
+    (ISO 8601, UTC).
 
     Sorted by example_id, then category position, then reviewer.
     """
@@ -118,7 +122,7 @@ def long_table(session: Session, *, project_id: int) -> pd.DataFrame:
         select(Example.example_id, Category.position, Category.name, Tag.reviewer, Tag.tagged_at)
         .join(Example, Example.id == Tag.example_pk)
         .join(Category, Category.id == Tag.category_id)
-        .where(Example.project_id == project_id)
+        .where(*counted_tags(project_id=project_id))
     ).all()
     rows = sorted(rows, key=lambda r: (r.example_id, r.position, r.name, r.reviewer))
     return pd.DataFrame(
@@ -129,10 +133,11 @@ def long_table(session: Session, *, project_id: int) -> pd.DataFrame:
 
 
 def corrections_table(session: Session, *, project_id: int) -> pd.DataFrame:
-    """The examples given a corrected label: example_id, label, corrected_label."""
+    """The reviewed sample's examples given a corrected label: example_id, label,
+    corrected_label."""
     rows = session.execute(
         select(Example.example_id, Example.label, Example.corrected_label).where(
-            Example.project_id == project_id,
+            *in_reviewed_sample(project_id=project_id),
             Example.corrected_label.is_not(None),
             Example.corrected_label != "",
         )

@@ -1,9 +1,10 @@
 """The error-analysis report: share of errors per category, its ceiling, and what to fix first.
 
-"Reviewed errors" are the project's misclassified dev examples whose review state is in
-REVIEWED_STATES ("reviewed" or "needs re-review"). An example counts under a category when
-any reviewer tagged it. With a `reviewer` filter (one name or several), the reviewed errors
-are the dev errors those reviewers have a Review row for, and only their tags count.
+"Reviewed errors" are the examples in the reviewed sample (`labeltool.sample`: the
+misclassified dev examples "reviewed" or "needs re-review"; skipped ones are not). An example
+counts under a category when any reviewer tagged it. With a `reviewer` filter (one name or
+several), the reviewed errors are those of the sample the reviewers have a Review row for,
+and only their tags count.
 
 For a category, its **share** is the reviewed errors tagged with it over all reviewed errors
 (an example may be in several categories, so shares need not add up to 1), with a Wilson 95%
@@ -20,16 +21,24 @@ Every count is a GROUP BY query; no function loads all examples into Python.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, exists, func, select, true
+from sqlalchemy import and_, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
-from labeltool.models import REVIEWED_STATES, Category, Example, Review, Tag
+from labeltool.models import Category, Example, Review, Tag
 from labeltool.review_queue import TOO_FEW_TO_RANK, sample_guidance
+from labeltool.sample import (
+    ConfusionPair,
+    Reviewers,
+    confusion_pair_conditions,
+    counted_tags,
+    in_reviewed_sample,
+    reviewed_sample_ids,
+    tagged_by,
+)
 
 #: The columns of `ceiling_table`, in order.
 CEILING_COLUMNS = ("category", "errors", "share", "ci_low", "ci_high", "ceiling", "error_after_fix")
@@ -39,11 +48,6 @@ NO_CATEGORY = "(no category)"
 Z_95 = 1.959964
 #: When incorrect labels explain at least this share of the errors, fixing labels is worth it.
 LARGE_INCORRECT_LABEL_SHARE = 0.15
-
-#: One reviewer's name or several; None counts every reviewer.
-Reviewers = str | Sequence[str] | None
-#: (true label, predicted label), e.g. ("dog", "cat") for "dog-as-cat".
-ConfusionPair = tuple[str, str] | None
 
 
 @dataclass(frozen=True)
@@ -198,19 +202,13 @@ def incorrect_label_accounting(
     if not names:
         return None
     top = headline(session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
-    reviewed_ids = select(Example.id).where(
-        *reviewed_error_conditions(
-            project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
-        )
-    )
     tag_filter = [
-        Tag.example_pk.in_(reviewed_ids),
+        *counted_tags(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair),
         Tag.category_id.in_(
             select(Category.id).where(
                 Category.project_id == project_id, Category.marks_incorrect_label == true()
             )
         ),
-        *_tag_reviewer_filter(reviewer),
     ]
     errors = session.scalar(select(func.count(Tag.example_pk.distinct())).where(*tag_filter)) or 0
     share = errors / top.reviewed if top.reviewed else 0.0
@@ -255,29 +253,23 @@ def incorrect_label_accounting(
 def reviewer_counts(
     session: Session, *, project_id: int, confusion_pair: ConfusionPair = None
 ) -> pd.DataFrame:
-    """Per reviewer: dev errors they finished reviewing and tags they put on dev errors.
+    """Per reviewer: errors of the reviewed sample they reviewed, and the tags they put on them.
 
-    Columns: reviewer, reviewed, tags; most reviewed first, then by name.
+    Columns: reviewer, reviewed, tags; most reviewed first, then by name. Skipped examples
+    are not in the sample, so neither their reviews nor their tags count here.
     """
-    dev_errors = [
-        Example.project_id == project_id,
-        Example.split == DEFAULT_SPLIT,
-        Example.is_error == true(),
-        *_pair_filter(confusion_pair),
-    ]
+    sample = reviewed_sample_ids(project_id=project_id, confusion_pair=confusion_pair)
     reviewed = dict(
         session.execute(
             select(Review.reviewer, func.count())
-            .join(Example, Example.id == Review.example_pk)
-            .where(*dev_errors)
+            .where(Review.example_pk.in_(sample))
             .group_by(Review.reviewer)
         ).all()
     )
     tags = dict(
         session.execute(
             select(Tag.reviewer, func.count())
-            .join(Example, Example.id == Tag.example_pk)
-            .where(*dev_errors)
+            .where(*counted_tags(project_id=project_id, confusion_pair=confusion_pair))
             .group_by(Tag.reviewer)
         ).all()
     )
@@ -321,26 +313,6 @@ def report_json(
         "reviewed": top.reviewed,
         "categories": categories,
     }
-
-
-def reviewed_error_conditions(
-    *, project_id: int, reviewer: Reviewers = None, confusion_pair: ConfusionPair = None
-) -> list[ColumnElement[bool]]:
-    """WHERE conditions on Example that select the reviewed errors (see the module doc)."""
-    conditions = [
-        Example.project_id == project_id,
-        Example.split == DEFAULT_SPLIT,
-        Example.is_error == true(),
-        *_pair_filter(confusion_pair),
-    ]
-    names = _reviewers(reviewer)
-    if names:
-        conditions.append(
-            exists().where(Review.example_pk == Example.id, Review.reviewer.in_(names))
-        )
-    else:
-        conditions.append(Example.review_state.in_(REVIEWED_STATES))
-    return conditions
 
 
 def report_text(
@@ -408,33 +380,13 @@ class _CategoryCount:
     errors: int
 
 
-def _reviewers(reviewer: Reviewers) -> tuple[str, ...]:
-    if reviewer is None:
-        return ()
-    if isinstance(reviewer, str):
-        return (reviewer,)
-    return tuple(reviewer)
-
-
-def _pair_filter(confusion_pair: ConfusionPair) -> list[ColumnElement[bool]]:
-    if confusion_pair is None:
-        return []
-    label, prediction = confusion_pair
-    return [Example.label == label, Example.prediction == prediction]
-
-
-def _tag_reviewer_filter(reviewer: Reviewers) -> list[ColumnElement[bool]]:
-    names = _reviewers(reviewer)
-    return [Tag.reviewer.in_(names)] if names else []
-
-
 def _dev_counts(
     session: Session, *, project_id: int, confusion_pair: ConfusionPair
 ) -> tuple[int, int]:
     """Dev examples, and dev errors (of the pair, when given), in one query."""
     is_counted = Example.is_error == true()
     if confusion_pair is not None:
-        is_counted = and_(is_counted, *_pair_filter(confusion_pair))
+        is_counted = and_(is_counted, *confusion_pair_conditions(confusion_pair))
     total, errors = session.execute(
         select(func.count(), func.count().filter(is_counted)).where(
             Example.project_id == project_id, Example.split == DEFAULT_SPLIT
@@ -446,7 +398,7 @@ def _dev_counts(
 def _reviewed_count(
     session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
 ) -> int:
-    conditions = reviewed_error_conditions(
+    conditions = in_reviewed_sample(
         project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
     )
     return int(session.scalar(select(func.count()).select_from(Example).where(*conditions)) or 0)
@@ -456,15 +408,9 @@ def _category_counts(
     session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
 ) -> list[_CategoryCount]:
     """Reviewed errors per category (distinct examples), archived categories included."""
-    reviewed_ids = select(Example.id).where(
-        *reviewed_error_conditions(
-            project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
-        )
-    )
     joined = and_(
         Tag.category_id == Category.id,
-        Tag.example_pk.in_(reviewed_ids),
-        *_tag_reviewer_filter(reviewer),
+        *counted_tags(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair),
     )
     rows = session.execute(
         select(
@@ -487,8 +433,8 @@ def _untagged_count(
     session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
 ) -> int:
     """Reviewed errors that no counted reviewer put in any category."""
-    tagged = exists().where(Tag.example_pk == Example.id, *_tag_reviewer_filter(reviewer))
-    conditions = reviewed_error_conditions(
+    tagged = exists().where(Tag.example_pk == Example.id, *tagged_by(reviewer))
+    conditions = in_reviewed_sample(
         project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
     )
     return int(
