@@ -11,6 +11,13 @@ Each row counts as reviewed by its reviewers: `--reviewer` when given, else the 
 `reviewer` cell split on ";", else "import". For those reviewers the row's tags become exactly
 its 1s (a 0 removes that reviewer's tag); other reviewers' tags are left alone. Every cell is
 checked before anything is written, so a bad file changes nothing.
+
+A row is a full review only if the file has a column for every live category of the project.
+Then its example becomes "reviewed", a re-review included. When a live category has no column
+the row said nothing about it: an example that "needs re-review" stays so, one never reviewed
+before becomes "needs re-review", and one already "reviewed" (checked for every live category
+before) stays "reviewed". Categories the file adds are new to the examples outside the file,
+so those already reviewed need re-review, as when a category is added on the Categories page.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from labeltool.categories import create_category, list_categories
+from labeltool.categories import create_category, list_categories, mark_reviewed_for_rereview
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.export import FIXED_COLUMNS, REVIEWER_SEPARATOR, restore_cell
@@ -50,17 +57,45 @@ class TagsImportSummary:
     categories_added: list[str] = field(default_factory=list)
     tags_added: int = 0
     tags_removed: int = 0
+    #: Corrected labels set or changed to another class (a cell equal to the stored one is
+    #: not counted), and corrected labels an empty cell cleared.
     corrections: int = 0
+    corrections_cleared: int = 0
+    #: Live categories the file has no column for; while there are any, rows are no full review.
+    missing_categories: list[str] = field(default_factory=list)
+    #: Rows left "needs re-review" because of the missing categories: already so before the
+    #: import, or never reviewed before it.
+    stay_rereview: int = 0
+    now_rereview: int = 0
+    #: Reviewed examples outside the file that the categories added now send to re-review.
+    rereview_outside_file: int = 0
 
     def __str__(self) -> str:
         text = (
             f"project '{self.project}': {self.rows} row{'' if self.rows == 1 else 's'} "
             "imported as reviewed by "
-            f"{', '.join(self.reviewers) or 'nobody'}; {self.tags_added} tags added, "
-            f"{self.tags_removed} removed; {self.corrections} corrected labels"
+            f"{', '.join(self.reviewers) or 'nobody'}; {_count(self.tags_added, 'tag')} added, "
+            f"{self.tags_removed} removed; {_count(self.corrections, 'corrected label')} changed"
         )
+        if self.corrections_cleared:
+            text += f", {self.corrections_cleared} cleared"
         if self.categories_added:
             text += f"; categories added: {', '.join(self.categories_added)}"
+            if self.rereview_outside_file:
+                outside = _count(self.rereview_outside_file, "reviewed example")
+                verb = "needs" if self.rereview_outside_file == 1 else "need"
+                text += f" ({outside} not in the file now {verb} re-review)"
+        left = []
+        if self.stay_rereview:
+            verb = "stays" if self.stay_rereview == 1 else "stay"
+            left.append(f"{_count(self.stay_rereview, 'example')} {verb} 'needs re-review'")
+        if self.now_rereview:
+            verb = "is" if self.now_rereview == 1 else "are"
+            never = _count(self.now_rereview, "example")
+            left.append(f"{never} never reviewed before {verb} marked 'needs re-review'")
+        if left:
+            columns = ", ".join(f"'{name}'" for name in self.missing_categories)
+            text += f"; {' and '.join(left)}: the file has no column for {columns}"
         return text
 
 
@@ -94,6 +129,10 @@ def import_tags(
         for c in list_categories(session, project_id=project_id, include_archived=True)
     }
     new_names = [_name(c) for c in category_columns if _name(c).casefold() not in existing]
+    in_file = {_name(c).casefold() for c in category_columns}
+    missing = [
+        c.name for c in existing.values() if not c.archived and c.name.casefold() not in in_file
+    ]
 
     # --- check every row before writing anything --------------------------------------
     ids = [str(v).strip() for v in table[by_role["example_id"]]]
@@ -123,8 +162,7 @@ def import_tags(
                 row=row_number,
                 column="example_id",
             )
-        pk, split, is_error = found
-        if split != DEFAULT_SPLIT or not is_error:
+        if found.split != DEFAULT_SPLIT or not found.is_error:
             raise InvalidInput(
                 f"example '{example_id}' is not a misclassified dev example; only those are "
                 "reviewed",
@@ -160,7 +198,7 @@ def import_tags(
             ) or [DEFAULT_REVIEWER]
         rows.append(
             {
-                "pk": pk,
+                "example": found,
                 "ticked": ticked,
                 "comment": record[by_role["comment"]] if "comment" in by_role else None,
                 "corrected": corrected,
@@ -174,8 +212,16 @@ def import_tags(
         category = create_category(session, project_id=project_id, name=name, mark_rereview=False)
         existing[name.casefold()] = category
         added.append(category.name)
+    summary = TagsImportSummary(
+        project=project.name, rows=len(rows), categories_added=added, missing_categories=missing
+    )
+    if added:
+        # The file's own rows get their state from the row below; count only the others.
+        marked = mark_reviewed_for_rereview(session, project_id=project_id)
+        summary.rereview_outside_file = marked - sum(
+            row["example"].review_state == ReviewState.REVIEWED.value for row in rows
+        )
     category_ids = {c: existing[_name(c).casefold()].id for c in category_columns}
-    summary = TagsImportSummary(project=project.name, rows=len(rows), categories_added=added)
     _write_rows(session, rows, category_ids=category_ids, by_role=by_role, summary=summary)
     return summary
 
@@ -222,20 +268,42 @@ def _name(column: str) -> str:
     return " ".join(column.split())
 
 
+@dataclass(frozen=True)
+class _Found:
+    """What the import needs to know about an example before it writes anything."""
+
+    pk: int
+    split: str
+    is_error: bool
+    review_state: str
+    corrected_label: str | None
+
+
 def _examples_by_id(
     session: Session, *, project_id: int, example_ids: list[str]
-) -> dict[str, tuple[int, str, bool]]:
-    """example_id -> (pk, split, is_error) for the ids that exist in the project."""
+) -> dict[str, _Found]:
+    """example_id -> what the import needs of it, for the ids that exist in the project."""
     found = {}
     unique = sorted(set(example_ids))
     for start in range(0, len(unique), _CHUNK):
         chunk = unique[start : start + _CHUNK]
-        for pk, example_id, split, is_error in session.execute(
-            select(Example.id, Example.example_id, Example.split, Example.is_error).where(
-                Example.project_id == project_id, Example.example_id.in_(chunk)
-            )
+        for row in session.execute(
+            select(
+                Example.id,
+                Example.example_id,
+                Example.split,
+                Example.is_error,
+                Example.review_state,
+                Example.corrected_label,
+            ).where(Example.project_id == project_id, Example.example_id.in_(chunk))
         ):
-            found[example_id] = (pk, split, bool(is_error))
+            found[row.example_id] = _Found(
+                pk=row.id,
+                split=row.split,
+                is_error=bool(row.is_error),
+                review_state=row.review_state,
+                corrected_label=row.corrected_label or None,
+            )
     return found
 
 
@@ -275,7 +343,7 @@ def _write_rows(
     summary: TagsImportSummary,
 ) -> None:
     """Apply the checked rows: review state, Review rows, tags, comment, corrected label."""
-    pks = [row["pk"] for row in rows]
+    pks = [row["example"].pk for row in rows]
     have_reviews: set[tuple[int, str]] = set()
     have_tags: dict[tuple[int, int, str], int] = {}
     wanted_categories = set(category_ids.values())
@@ -299,13 +367,24 @@ def _write_rows(
     example_updates, new_reviews, new_tags, old_tags = [], [], [], []
     everyone: set[str] = set()
     for row in rows:
-        pk = row["pk"]
-        values = {"id": pk, "review_state": ReviewState.REVIEWED.value, "updated_at": now}
+        found: _Found = row["example"]
+        pk = found.pk
+        state = _state_after_import(found.review_state, full_review=not summary.missing_categories)
+        if state == ReviewState.NEEDS_REREVIEW.value:
+            if found.review_state == ReviewState.NEEDS_REREVIEW.value:
+                summary.stay_rereview += 1
+            else:
+                summary.now_rereview += 1
+        values = {"id": pk, "review_state": state, "updated_at": now}
         if "comment" in by_role:
             values["comment"] = str(row["comment"])
         if "corrected_label" in by_role:
             values["corrected_label"] = row["corrected"]
-            summary.corrections += row["corrected"] is not None
+            if row["corrected"] != found.corrected_label:
+                if row["corrected"] is None:
+                    summary.corrections_cleared += 1
+                else:
+                    summary.corrections += 1
         example_updates.append(values)
         for name in row["reviewers"]:
             everyone.add(name)
@@ -337,3 +416,14 @@ def _write_rows(
     summary.reviewers = sorted(everyone)
     summary.tags_added = len(new_tags)
     summary.tags_removed = len(old_tags)
+
+
+def _state_after_import(before: str, *, full_review: bool) -> str:
+    """The review state a row leaves its example in (see the module doc)."""
+    if full_review or before == ReviewState.REVIEWED.value:
+        return ReviewState.REVIEWED.value
+    return ReviewState.NEEDS_REREVIEW.value
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
