@@ -7,6 +7,7 @@ from $LABELTOOL_DB (set by `labeltool serve` / `make run`), migrated once per pr
 import streamlit as st
 
 from app_pages.common import database, sidebar_project_and_reviewer
+from app_pages.navigation import note_page
 
 st.set_page_config(page_title="labeltool: error analysis", page_icon="🔎", layout="wide")
 
@@ -20,5 +21,6 @@ pages = [
     st.Page("app_pages/projects.py", title="Projects", icon="📁", url_path="projects"),
 ]
 page = st.navigation(pages)
+note_page(page.url_path)
 sidebar_project_and_reviewer()
 page.run()

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from labeltool.categories import create_category
+from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownCategory, UnknownExample
 from labeltool.models import (
     Category,
@@ -45,6 +46,7 @@ class ExampleView:
     comment: str
     corrected_label: str | None
     review_state: str
+    split: str = "dev"
     #: {reviewer: {category id, ...}}
     tags_by_reviewer: dict[str, set[int]] = field(default_factory=dict)
 
@@ -214,6 +216,12 @@ def mark_reviewed(session: Session, *, example_pks: Sequence[int], reviewer: str
     if len(examples) != len(pks):
         missing = sorted(set(pks) - {e.id for e in examples})
         raise UnknownExample(f"no example with id {missing[0]}")
+    not_errors = [e for e in examples if not e.is_error or e.split != DEFAULT_SPLIT]
+    if not_errors:
+        raise InvalidInput(
+            f"example '{not_errors[0].example_id}' is not a misclassified dev example: "
+            "only dev errors are reviewed"
+        )
     for example in examples:
         example.review_state = ReviewState.REVIEWED.value
     now = utcnow()
@@ -312,6 +320,7 @@ def _view(example: Example, tags: dict[str, set[int]]) -> ExampleView:
         comment=example.comment or "",
         corrected_label=example.corrected_label,
         review_state=example.review_state,
+        split=example.split,
         tags_by_reviewer=tags,
     )
 

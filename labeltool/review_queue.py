@@ -143,6 +143,28 @@ def queue_ids(
     )
 
 
+def queue_ids_after(
+    session: Session, *, project_id: int, queue: QueueFilter, after: int, limit: int = 20
+) -> list[int]:
+    """Up to `limit` queue example pks that follow `after` in queue order (keyset pagination:
+    one indexed query, even when `after` itself has left the queue)."""
+    key = _order_key(queue.order)
+    current = _key_of(session, after, key)
+    if current is None:
+        return []
+    return list(
+        session.scalars(
+            select(Example.id)
+            .where(
+                *queue_conditions(project_id, queue),
+                tuple_(key, Example.id) > tuple_(*current),
+            )
+            .order_by(key, Example.id)
+            .limit(limit)
+        )
+    )
+
+
 def first_in_queue(session: Session, *, project_id: int, queue: QueueFilter) -> int | None:
     """The first example of the queue, or None when the queue is empty."""
     ids = queue_ids(session, project_id=project_id, queue=queue, limit=1)

@@ -45,13 +45,13 @@ def test_keyboard_only_review_with_a_category_added_mid_review(page: Page, app: 
     from the keyboard mid-review puts the earlier examples in "needs re-review" and its key
     tags the next example."""
     page.goto(f"{app.url}/?project={PROJECT}")
-    expect(_example_heading(page)).to_be_visible()
+    _shown_id(page)
     _wait_until_idle(page)
 
-    # The reviewer's name: typed, then Tab leaves the box (keys do nothing inside a text box).
+    # The reviewer's name: typed, then Esc leaves the box (keys do nothing inside a text box).
     _tab_to(page, _live(page).get_by_role("textbox", name="Reviewer", exact=True))
     page.keyboard.type(REVIEWER)
-    page.keyboard.press("Tab")
+    page.keyboard.press("Escape")  # leaves the box; the keys act on the screen again
     expect(_category_button(page, "blurry", on=False)).to_be_enabled()
     _wait_until_idle(page)
 
@@ -61,6 +61,7 @@ def test_keyboard_only_review_with_a_category_added_mid_review(page: Page, app: 
         example_id, tagged = _tag_and_move_on(page, keys)
         first_five.append(example_id)
         expected_tags |= {(example_id, name) for name in tagged}
+    _wait_until_saved(page)
 
     # Mid-review: the Categories page, through the sidebar link, and its add form.
     _tab_to(page, _sidebar_link(page, "Categories"))
@@ -84,6 +85,7 @@ def test_keyboard_only_review_with_a_category_added_mid_review(page: Page, app: 
     _wait_until_idle(page)
     sixth, tagged = _tag_and_move_on(page, [NEW_KEY])
     expected_tags |= {(sixth, name) for name in tagged}
+    _wait_until_saved(page)
 
     assert len({*first_five, sixth}) == 6, "the queue showed an example twice"
     assert {name for _, name in expected_tags} == set(CATEGORY_OF_KEY.values())
@@ -146,29 +148,33 @@ def test_keyboard_only_review_with_a_category_added_mid_review(page: Page, app: 
 
 def _tag_and_move_on(page: Page, keys: list[str]) -> tuple[str, set[str]]:
     """Press each category key, then `n`; return the example's id and the categories left on."""
-    example_id = _example_heading(page).locator("code").inner_text()
+    example_id = _shown_id(page)
     on: set[str] = set()
     for key in keys:
         name = CATEGORY_OF_KEY[key]
         on ^= {name}
         page.keyboard.press(key)
         expect(_category_button(page, name, on=name in on)).to_be_visible()
-        _wait_until_idle(page)
     page.keyboard.press("n")
-    expect(_example_heading(page).locator("code")).not_to_have_text(example_id)
-    _wait_until_idle(page)
+    expect(page.locator(".lt-rs")).not_to_have_attribute("data-example-id", example_id)
     return example_id, on
 
 
-def _example_heading(page: Page) -> Locator:
-    """The review screen's "Example `ID` · i of n in the queue" heading."""
-    return _live(page).get_by_role("heading", name=re.compile(r"^Example "))
+def _shown_id(page: Page) -> str:
+    """The id of the example the review screen shows."""
+    shown = page.get_by_test_id("review-example-id")
+    expect(shown).to_be_visible()
+    return shown.inner_text()
 
 
 def _category_button(page: Page, name: str, *, on: bool) -> Locator:
-    """The category's toggle, showing ✅ when the reviewer has tagged it, ⬜ when not."""
-    mark = "✅" if on else "⬜"
-    return _live(page).get_by_role("button", name=re.compile(rf"^{mark} {re.escape(name)}\b"))
+    """The category's toggle on the review screen, on (tagged by this reviewer) or off."""
+    return page.locator(f'.lt-rs-cat[data-category="{name}"][data-on="{str(on).lower()}"]')
+
+
+def _wait_until_saved(page: Page) -> None:
+    """Wait until the server has acknowledged every key press."""
+    expect(page.locator(".lt-rs")).to_have_attribute("data-saving", "false")
 
 
 def _live(page: Page) -> Locator:

@@ -1,0 +1,1 @@
+"""Custom components of the pages (HTML, CSS and JavaScript shipped beside their Python)."""

@@ -1,0 +1,255 @@
+"""What a reviewer did on the review screen, applied in order to the example they saw.
+
+The review screen records every key press in the browser together with the example on screen
+and sends the list to the server, which may still be busy with earlier presses. Each action
+here names its example and its reviewer and says what the result should be ("tag on", not
+"toggle"), so applying the same action twice changes nothing: a press that reaches the server
+twice, or late, can never land on another example or undo itself. `window` tells the screen
+which examples come next, so it can show the next one without waiting for the server.
+
+Functions take the session first and never commit; the page owns the transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from labeltool import labeling, review_queue
+from labeltool.config import DEFAULT_SPLIT
+from labeltool.errors import InvalidInput, LabeltoolError
+from labeltool.eyeball import in_eyeball
+from labeltool.labeling import ExampleView
+from labeltool.models import Category, Example, ReviewState
+from labeltool.review_queue import QueueFilter
+
+#: How many examples after the one on screen the screen keeps ready.
+AHEAD = 20
+#: The longest comment a reviewer can save.
+MAX_COMMENT = 10_000
+
+
+class ActionKind(enum.StrEnum):
+    """What a key press (or click) on the review screen asks for."""
+
+    TAG = "tag"  #: category on or off for this reviewer
+    SAVE = "save"  #: the reviewer is done with the example: it counts as reviewed
+    SKIP = "skip"  #: put aside; not part of the reviewed sample
+    COMMENT = "comment"  #: the example's comment
+    CORRECTED_LABEL = "corrected_label"  #: the right label (or none)
+
+
+@dataclass(frozen=True)
+class ReviewAction:
+    """One thing a reviewer did to one example, numbered in the order they did it."""
+
+    seq: int
+    kind: ActionKind
+    example_pk: int
+    reviewer: str
+    category_id: int | None = None
+    on: bool = True
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What became of an action: applied, or refused with the reason a person can read."""
+
+    seq: int
+    example_pk: int
+    error: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.error is None
+
+
+class Standing(enum.StrEnum):
+    """Where an example stands against the reviewer's queue, said in the method's words."""
+
+    IN_QUEUE = "in the queue"
+    CORRECT = "correctly classified"
+    NOT_DEV = "not in the dev set"
+    BLACKBOX = "in the blackbox part of the dev set"
+    REVIEWED_ELSEWHERE = "reviewed, not in this queue"
+    OUTSIDE_FILTER = "not in this queue"
+
+    @property
+    def reviewable(self) -> bool:
+        """Whether the example is a dev error reviewers look at (so it can be tagged)."""
+        return self not in (Standing.CORRECT, Standing.NOT_DEV, Standing.BLACKBOX)
+
+
+def parse_actions(raw: object, *, after: int = 0) -> list[ReviewAction]:
+    """Turn the screen's list of actions (JSON from the browser) into ReviewActions, in order,
+    keeping those numbered above `after` (the ones not applied yet).
+
+    The browser is not trusted: anything malformed raises InvalidInput and nothing is applied.
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidInput("the review screen sent actions that are not a list")
+    actions = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise InvalidInput("the review screen sent an action that is not an object")
+        try:
+            action = ReviewAction(
+                seq=_integer(item.get("seq")),
+                kind=ActionKind(item.get("kind")),
+                example_pk=_integer(item.get("pk")),
+                reviewer=str(item.get("reviewer") or ""),
+                category_id=(
+                    _integer(item["category"]) if item.get("category") is not None else None
+                ),
+                on=bool(item.get("on", True)),
+                text=None if item.get("text") is None else str(item["text"]),
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InvalidInput(f"the review screen sent a malformed action ({exc})") from None
+        if action.seq > after:
+            actions.append(action)
+    actions.sort(key=lambda action: action.seq)
+    return actions
+
+
+def apply_actions(
+    session: Session, *, project_id: int, actions: Iterable[ReviewAction]
+) -> list[ActionResult]:
+    """Apply each action to its own example, in order, each all-or-nothing.
+
+    An action that cannot be applied (the category was archived meanwhile, the example is not
+    a dev error, no reviewer name) is refused with its reason; the others still apply.
+    """
+    results = []
+    for action in actions:
+        try:
+            with session.begin_nested():
+                _apply(session, project_id, action)
+        except LabeltoolError as exc:
+            results.append(ActionResult(action.seq, action.example_pk, str(exc)))
+        else:
+            results.append(ActionResult(action.seq, action.example_pk))
+    return results
+
+
+def window(
+    session: Session,
+    *,
+    project_id: int,
+    queue: QueueFilter,
+    anchor: int | None,
+    ahead: int = AHEAD,
+) -> list[int]:
+    """The example on screen (`anchor`) and the `ahead` queue examples after it, in queue order.
+
+    Without an anchor (or when it is gone) the window starts at the queue's first example.
+    The examples after the anchor follow it in queue order even when the anchor itself has left
+    the queue (it was just reviewed), so the next example is known before the server hears of it.
+    """
+    if anchor is not None:
+        example = session.get(Example, anchor)
+        if example is None or example.project_id != project_id:
+            anchor = None
+    if anchor is None:
+        return review_queue.queue_ids(session, project_id=project_id, queue=queue, limit=ahead + 1)
+    return [anchor] + review_queue.queue_ids_after(
+        session, project_id=project_id, queue=queue, after=anchor, limit=ahead
+    )
+
+
+def standings(
+    session: Session, *, project_id: int, queue: QueueFilter, views: Sequence[ExampleView]
+) -> dict[int, Standing]:
+    """Where each shown example stands against the queue (from one query for the lot)."""
+    pks = [view.pk for view in views]
+    if not pks:
+        return {}
+    in_queue = set(
+        session.scalars(
+            select(Example.id).where(
+                Example.id.in_(pks), *review_queue.queue_conditions(project_id, queue)
+            )
+        )
+    )
+    eyeball = set(
+        session.scalars(select(Example.id).where(Example.id.in_(pks), in_eyeball(project_id)))
+    )
+    result = {}
+    for view in views:
+        if view.pk in in_queue:
+            result[view.pk] = Standing.IN_QUEUE
+        elif view.split != DEFAULT_SPLIT:
+            result[view.pk] = Standing.NOT_DEV
+        elif view.label == view.prediction:
+            result[view.pk] = Standing.CORRECT
+        elif view.pk not in eyeball:
+            result[view.pk] = Standing.BLACKBOX
+        elif view.review_state != ReviewState.UNREVIEWED.value:
+            result[view.pk] = Standing.REVIEWED_ELSEWHERE
+        else:
+            result[view.pk] = Standing.OUTSIDE_FILTER
+    return result
+
+
+# --- private helpers -------------------------------------------------------------------
+
+
+def _apply(session: Session, project_id: int, action: ReviewAction) -> None:
+    example = session.get(Example, action.example_pk)
+    if example is None or example.project_id != project_id:
+        raise InvalidInput(f"no example with id {action.example_pk} in this project")
+    if action.kind in (ActionKind.TAG, ActionKind.SAVE, ActionKind.SKIP) and not (
+        example.is_error and example.split == DEFAULT_SPLIT
+    ):
+        raise InvalidInput(
+            f"example '{example.example_id}' is not a misclassified dev example: "
+            "only dev errors are tagged and reviewed"
+        )
+    if action.kind is ActionKind.TAG:
+        if action.category_id is None:
+            raise InvalidInput("a tag action needs a category")
+        labeling.set_tag(
+            session,
+            example_pks=[example.id],
+            category_id=_live_category(session, project_id, action.category_id),
+            reviewer=action.reviewer,
+            tagged=action.on,
+        )
+    elif action.kind is ActionKind.SAVE:
+        labeling.mark_reviewed(session, example_pks=[example.id], reviewer=action.reviewer)
+    elif action.kind is ActionKind.SKIP:
+        labeling.skip_example(session, example_pk=example.id)
+    elif action.kind is ActionKind.COMMENT:
+        text = action.text or ""
+        if len(text) > MAX_COMMENT:
+            raise InvalidInput(f"a comment has at most {MAX_COMMENT:,} characters")
+        labeling.set_comment(session, example_pk=example.id, comment=text)
+    elif action.kind is ActionKind.CORRECTED_LABEL:
+        labeling.set_corrected_label(
+            session, example_pk=example.id, corrected_label=action.text or None
+        )
+
+
+def _live_category(session: Session, project_id: int, category_id: int) -> int:
+    category = session.get(Category, category_id)
+    if category is None or category.project_id != project_id:
+        raise InvalidInput(f"no category with id {category_id} in this project")
+    if category.archived:
+        raise InvalidInput(f"category '{category.name}' was archived; its tags stay as they are")
+    return category.id
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{value!r} is not a whole number")
+    number = int(value)
+    if number != float(value):
+        raise ValueError(f"{value!r} is not a whole number")
+    return number

@@ -1,0 +1,472 @@
+"""The review page through AppTest: what the review screen is sent, and what the actions it
+sends back do, over a real project (SQLite, and PostgreSQL when configured).
+
+AppTest runs no JavaScript, so `Screen` plays the browser's half: it reads the data the page
+gives the component and sends numbered actions the way review_screen.js does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import streamlit as st
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from labeltool import labeling, review_queue
+from labeltool.categories import create_category, update_category
+from labeltool.config import APP_PATH, DB_ENV_VAR
+from labeltool.db import Database
+from labeltool.importing import import_predictions
+from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
+from labeltool.review_queue import QueueFilter
+from tests.conftest import make_rows
+
+#: make_rows(36, errors=30): 30 dev errors, 10 in each of cat-as-dog, dog-as-fox, fox-as-cat.
+EXAMPLES, ERRORS = 36, 30
+
+
+@dataclass
+class Project1:
+    """The project the app opens: its database, id and two categories."""
+
+    db: Database
+    id: int
+    blurry: int
+    mislabeled: int
+
+    def queue(self, queue: QueueFilter | None = None) -> list[int]:
+        with self.db.begin() as session:
+            return review_queue.queue_ids(
+                session, project_id=self.id, queue=queue or QueueFilter(), limit=1000
+            )
+
+    def example(self, pk: int) -> Example:
+        with self.db.begin() as session:
+            return session.get(Example, pk)
+
+    def pk_of(self, example_id: str) -> int:
+        with self.db.begin() as session:
+            return session.scalar(select(Example.id).where(Example.example_id == example_id))
+
+    def tags(self) -> set[tuple[int, int, str]]:
+        with self.db.begin() as session:
+            rows = session.execute(select(Tag.example_pk, Tag.category_id, Tag.reviewer))
+            return {tuple(r) for r in rows}
+
+
+@dataclass
+class Screen:
+    """The browser's half of the review screen, for AppTest: reads what the page sent the
+    component and answers with numbered actions, as review_screen.js does."""
+
+    at: AppTest
+    key: str
+    client: str = "test-client"
+    seq: int = 0
+    pending: list[dict] = field(default_factory=list)
+    showing: int | None = None
+
+    @property
+    def data(self) -> dict:
+        elements = [e for e in self.at.main if type(e).__name__ == "UnknownElement"]
+        screens = [e.proto for e in elements if e.proto.component_name.endswith("review_screen")]
+        assert len(screens) == 1, [e.proto.component_name for e in elements]
+        return json.loads(screens[0].json)
+
+    def example(self, pk: int | None = None) -> dict:
+        pk = self.data["anchor"] if pk is None else pk
+        return next(e for e in self.data["examples"] if e["pk"] == pk)
+
+    @property
+    def shown_id(self) -> str:
+        return self.example()["id"]
+
+    def send(self, **fields) -> Screen:
+        """Record an action on the example on screen (or `pk`) and rerun, like a key press."""
+        data = self.data
+        if self.showing is None:
+            self.showing = data["anchor"]
+        self.seq += 1
+        pk = fields.pop("pk", self.showing)
+        self.pending.append({"seq": self.seq, "pk": pk, "reviewer": "ann", **fields})
+        return self.rerun()
+
+    def next(self) -> Screen:
+        """Show the example after the one on screen in the last window (what `n` shows)."""
+        order = self.data["order"]
+        self.showing = order[order.index(self.showing or order[0]) + 1]
+        return self.rerun()
+
+    def rerun(self) -> Screen:
+        acked = self.data["acked"].get(self.client, 0)
+        self.pending = [a for a in self.pending if a["seq"] > acked]
+        self.at.session_state[self.key] = {
+            "screen": {
+                "client": self.client,
+                "epoch": self.data["epoch"],
+                "showing": self.showing,
+                "actions": self.pending,
+            }
+        }
+        self.at.run()
+        assert not self.at.exception, self.at.exception
+        return self
+
+
+@pytest.fixture(autouse=True)
+def fresh_streamlit_caches() -> Iterator[None]:
+    """Each test gets its own cached database and images (the caches are process-wide)."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def project(db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch) -> Project1:
+    """Project "run1" (36 dev examples, 30 misclassified, real PNGs) with the categories
+    "blurry" and "incorrectly labeled"."""
+    path = write_predictions(make_rows(EXAMPLES, errors=ERRORS))
+    with db.begin() as session:
+        import_predictions(session, path, project="run1")
+        project_id = session.scalar(select(Project.id))
+        blurry = create_category(session, project_id=project_id, name="blurry").id
+        mislabeled = create_category(session, project_id=project_id, name="incorrectly labeled")
+    monkeypatch.setenv(DB_ENV_VAR, db.engine.url.render_as_string(hide_password=False))
+    return Project1(db=db, id=project_id, blurry=blurry, mislabeled=mislabeled.id)
+
+
+def test_the_screen_opens_on_the_queue_with_the_next_examples_ready(project: Project1) -> None:
+    """The component gets the queue's first error and the 20 after it, in queue order, each
+    with its image, labels and confusion pair, so `n` needs no round trip."""
+    screen = _screen(project, reviewer="ann")
+
+    data = screen.data
+    assert data["order"] == project.queue()[:21]
+    first = screen.example()
+    example = project.example(data["order"][0])
+    assert (first["id"], first["label"], first["prediction"]) == (
+        example.example_id,
+        example.label,
+        example.prediction,
+    )
+    assert first["pair"] == f"{example.label}-as-{example.prediction}"
+    assert all(e["src"].startswith("data:image/png;base64,") for e in data["examples"])
+    assert first["standing"] == "in the queue" and first["reviewable"] is True
+    assert data["queueCount"] == ERRORS and data["reviewer"] == "ann"
+
+
+def test_without_a_reviewer_the_page_asks_for_one(project: Project1) -> None:
+    """Before a reviewer name is given the page asks for one, and the screen is told none is
+    set (it then refuses keys with the same message)."""
+    screen = _screen(project)
+
+    assert any("Reviewer" in w.value for w in screen.at.warning)
+    assert screen.data["reviewer"] == ""
+
+
+def test_tag_actions_land_on_the_example_they_name_and_are_acknowledged(
+    project: Project1,
+) -> None:
+    """A tag action names its example: it is saved for that example and that reviewer even when
+    the screen has already moved on, and the page acknowledges it by number."""
+    first, second = project.queue()[:2]
+    screen = _screen(project, reviewer="ann")
+
+    screen.next()  # the screen shows the second example before the tag reaches the server
+    screen.send(kind="tag", pk=first, category=project.blurry, on=True)
+
+    assert project.tags() == {(first, project.blurry, "ann")}
+    assert screen.data["acked"] == {screen.client: 1}
+    assert screen.data["anchor"] == second
+    assert screen.example(first)["tags"] == {"ann": [project.blurry]}
+
+
+def test_actions_sent_twice_change_nothing_the_second_time(project: Project1) -> None:
+    """Actions say the result ("tag on"), and the page skips those it acknowledged, so a
+    browser that sends the same list again cannot undo a tag."""
+    first = project.queue()[0]
+    screen = _screen(project, reviewer="ann")
+    screen.send(kind="tag", category=project.blurry, on=True)
+    resent = [{"seq": 1, "kind": "tag", "pk": first, "category": project.blurry, "on": True}]
+
+    screen.pending = [{**a, "reviewer": "ann"} for a in resent]
+    screen.at.session_state[f"review_screen_{project.id}"] = {
+        "screen": {"client": screen.client, "epoch": 0, "showing": first, "actions": resent}
+    }
+    screen.at.run()
+
+    assert project.tags() == {(first, project.blurry, "ann")}
+
+
+def test_save_marks_reviewed_and_the_window_moves_on(project: Project1) -> None:
+    """Save marks the example reviewed by its reviewer; the next window starts at the example
+    the screen shows and the saved one has left the queue."""
+    first, second = project.queue()[:2]
+    screen = _screen(project, reviewer="ann")
+
+    screen.send(kind="save")
+    screen.next()
+
+    assert project.example(first).review_state == ReviewState.REVIEWED.value
+    with project.db.begin() as session:
+        assert session.execute(select(Review.example_pk, Review.reviewer)).all() == [(first, "ann")]
+    assert screen.data["anchor"] == second
+    assert screen.data["previous"] is None  # the saved example is no longer in the queue
+    assert screen.at.query_params["example"] == project.example(second).example_id
+
+
+def test_skip_comment_and_corrected_label_are_saved(project: Project1) -> None:
+    """Skip marks the example skipped; a comment and a corrected label are saved as sent."""
+    first = project.queue()[0]
+    screen = _screen(project, reviewer="ann")
+
+    screen.send(kind="comment", text="edges look blurred")
+    screen.send(kind="corrected_label", text=project.example(first).label)
+    screen.send(kind="skip")
+
+    example = project.example(first)
+    assert example.review_state == ReviewState.SKIPPED.value
+    assert example.comment == "edges look blurred"
+    assert example.corrected_label == example.label
+
+
+def test_a_refused_action_is_reported_and_the_rest_still_apply(project: Project1) -> None:
+    """A tag with a category archived meanwhile is refused with its reason, told to this
+    browser, and the actions around it still apply."""
+    first = project.queue()[0]
+    screen = _screen(project, reviewer="ann")
+    with project.db.begin() as session:
+        update_category(session, category_id=project.blurry, archived=True)
+
+    screen.pending = [
+        {"seq": 1, "kind": "tag", "pk": first, "category": project.blurry, "on": True},
+        {"seq": 2, "kind": "tag", "pk": first, "category": project.mislabeled, "on": True},
+    ]
+    for action in screen.pending:
+        action["reviewer"] = "ann"
+    screen.seq = 2
+    screen.rerun()
+
+    assert project.tags() == {(first, project.mislabeled, "ann")}
+    (refusal,) = screen.data["refused"][screen.client]
+    assert refusal["seq"] == 1 and "archived" in refusal["message"]
+    assert screen.data["acked"][screen.client] == 2
+
+
+def test_the_screen_lists_every_key_including_the_reserved_ones(project: Project1) -> None:
+    """The key legend the screen shows names the category keys, the screen's own keys and the
+    keys no category may take (r and c are Streamlit's)."""
+    screen = _screen(project, reviewer="ann")
+
+    data = screen.data
+    keys = [k for k, _ in data["screenKeys"]]
+    assert keys == ["n", "s", "p", "/", "=", "Esc", "?"]
+    assert [c["key"] for c in data["categories"]] == ["1", "2"]
+    assert "r and c are Streamlit's" in data["reservedNote"]
+
+
+def test_a_deep_link_opens_that_example(project: Project1) -> None:
+    """?example=ID opens the example with that id as the screen's anchor, with a new epoch so
+    the browser jumps to it."""
+    target = project.queue()[7]
+    screen = _screen(project, example=project.example(target).example_id)
+
+    assert screen.data["anchor"] == target
+    assert screen.data["order"][1:] == project.queue()[8:28]
+
+
+def test_a_deep_link_to_an_unknown_example_says_so(project: Project1) -> None:
+    """?example= with an id the project does not have shows an error (as text) and the
+    queue's first example."""
+    screen = _screen(project, example="no*pe")
+
+    errors = [e.value for e in screen.at.error]
+    assert any("no example 'no\\*pe'" in e for e in errors), errors
+    assert screen.data["anchor"] == project.queue()[0]
+
+
+def test_a_deep_link_to_a_correct_example_shows_it_as_such_and_refuses_saving(
+    project: Project1,
+) -> None:
+    """A link to a correctly classified dev example shows it as "correctly classified", not
+    reviewable, and a save sent for it is refused: it never becomes a reviewed error."""
+    with project.db.begin() as session:
+        correct = session.scalars(
+            select(Example).where(Example.is_error.is_(False)).order_by(Example.id)
+        ).first()
+        correct_pk, correct_id = correct.id, correct.example_id
+    screen = _screen(project, reviewer="ann", example=correct_id)
+
+    shown = screen.example()
+    assert (shown["pk"], shown["standing"], shown["reviewable"]) == (
+        correct_pk,
+        "correctly classified",
+        False,
+    )
+
+    screen.send(kind="save")
+
+    assert project.example(correct_pk).review_state == ReviewState.UNREVIEWED.value
+    (refusal,) = screen.data["refused"][screen.client]
+    assert "not a misclassified dev example" in refusal["message"]
+
+
+def test_a_deep_link_to_a_reviewed_example_says_it_is_not_in_this_queue(
+    project: Project1,
+) -> None:
+    """A link to an error already reviewed shows it as "reviewed, not in this queue"; tags on
+    it still save (a re-review)."""
+    target = project.queue()[3]
+    with project.db.begin() as session:
+        labeling.mark_reviewed(session, example_pks=[target], reviewer="bob")
+    screen = _screen(project, reviewer="ann", example=project.example(target).example_id)
+
+    assert screen.example()["standing"] == "reviewed, not in this queue"
+    screen.send(kind="tag", category=project.blurry, on=True)
+    assert project.tags() == {(target, project.blurry, "ann")}
+
+
+def test_two_reviewers_see_each_others_tags_on_their_next_rerun(project: Project1) -> None:
+    """Ann and Bob review the same example in two sessions: Bob's next rerun carries Ann's tag
+    under her name, and his own tag is recorded separately."""
+    ann, bob = _screen(project, reviewer="ann"), _screen(project, reviewer="bob")
+    pk = ann.data["anchor"]
+    assert bob.data["anchor"] == pk  # the same fixed random order for everyone
+
+    ann.send(kind="tag", category=project.blurry, on=True)
+    bob.rerun()
+
+    assert bob.example(pk)["tags"] == {"ann": [project.blurry]}
+    tag = {"seq": 1, "kind": "tag", "pk": pk, "category": project.blurry, "on": True}
+    bob.pending.append({**tag, "reviewer": "bob"})
+    bob.seq = 1
+    bob.rerun()
+    assert project.tags() == {(pk, project.blurry, "ann"), (pk, project.blurry, "bob")}
+
+
+def test_a_category_added_on_the_review_screen_reaches_the_screen(project: Project1) -> None:
+    """The "New category" form adds the category with its key, marks the reviewed examples for
+    re-review, and the screen is sent the new category and key at once."""
+    with project.db.begin() as session:
+        labeling.mark_reviewed(session, example_pks=project.queue()[:2], reviewer="ann")
+    screen = _screen(project, reviewer="ann")
+
+    screen.at.text_input(key="quick_name").input("instagram filter")
+    screen.at.text_input(key="quick_key").input("4")
+    next(b for b in screen.at.button if b.label == "Add category").click().run()
+
+    assert not screen.at.exception
+    assert any("2 reviewed examples now need re-review" in m.value for m in screen.at.success)
+    assert [(c["name"], c["key"]) for c in screen.data["categories"]][-1] == (
+        "instagram filter",
+        "4",
+    )
+
+
+def test_progress_is_shown_against_the_methods_guide(project: Project1) -> None:
+    """With 12 errors reviewed, the 10 milestone is reached and 20, 50 and 100 are not."""
+    with project.db.begin() as session:
+        labeling.mark_reviewed(session, example_pks=project.queue()[:12], reviewer="ann")
+
+    screen = _screen(project, reviewer="ann")
+
+    guide = next(c.value for c in screen.at.caption if c.value.startswith("The method's guide"))
+    assert "✅ 10 very few" in guide
+    assert "⬜ 20 a rough sense" in guide and "⬜ 100 very good" in guide
+
+
+def test_changing_the_filter_starts_the_new_queue(project: Project1) -> None:
+    """After moving on, choosing a confusion pair sends that pair's queue with a new epoch, so
+    the browser leaves the example it showed for the pair's first error."""
+    screen = _screen(project, reviewer="ann")
+    screen.send(kind="save")
+    screen.next()
+    epoch = screen.data["epoch"]
+
+    screen.at.sidebar.selectbox(key="q_pair").select("dog-as-fox (10)").run()
+
+    first_pair = project.queue(QueueFilter(confusion_pair=("dog", "fox")))
+    assert screen.data["order"] == first_pair[:21]
+    assert screen.data["epoch"] == epoch + 1
+    assert screen.data["queueCount"] == 10
+
+
+def test_the_review_screen_turns_the_filtered_pair_into_a_category(project: Project1) -> None:
+    """Filtering the queue by a pair offers "Make 'dog-as-fox' a category", which tags exactly
+    that pair's errors for the reviewer; the offer then disappears."""
+    screen = _screen(project, reviewer="ann")
+    at = screen.at
+    assert "pair_to_category" not in {b.key for b in at.sidebar.button}
+    at.sidebar.selectbox(key="q_pair").select("dog-as-fox (10)").run()
+
+    at.sidebar.button(key="pair_to_category").click().run()
+
+    assert not at.exception
+    with project.db.begin() as session:
+        category_id = session.scalar(select(Category.id).where(Category.name == "dog-as-fox"))
+        pair = session.scalars(
+            select(Example.id).where(
+                Example.label == "dog", Example.prediction == "fox", Example.is_error.is_(True)
+            )
+        ).all()
+    assert category_id is not None and len(pair) == 10
+    assert {t for t in project.tags() if t[1] == category_id} == {
+        (pk, category_id, "ann") for pk in pair
+    }
+    assert "pair_to_category" not in {b.key for b in at.sidebar.button}
+
+
+def test_an_empty_queue_sends_an_empty_window(project: Project1) -> None:
+    """When every error has been reviewed the screen gets no example and the end of the queue
+    (it then says nothing is left)."""
+    with project.db.begin() as session:
+        labeling.mark_reviewed(session, example_pks=project.queue(), reviewer="ann")
+
+    screen = _screen(project, reviewer="ann")
+
+    assert (screen.data["order"], screen.data["end"], screen.data["queueCount"]) == ([], True, 0)
+
+
+def test_an_archived_category_is_not_on_the_screen(project: Project1) -> None:
+    """An archived category is not sent to the screen, so it has no key or toggle."""
+    with project.db.begin() as session:
+        update_category(session, category_id=project.blurry, archived=True)
+
+    screen = _screen(project, reviewer="ann")
+
+    assert [c["id"] for c in screen.data["categories"]] == [project.mislabeled]
+
+
+def test_images_the_browser_holds_are_not_sent_again(project: Project1) -> None:
+    """Examples the browser says it has the image of come without their image data."""
+    screen = _screen(project, reviewer="ann")
+    held = screen.data["order"][:5]
+    key = f"review_screen_{project.id}"
+
+    screen.at.session_state[key] = {
+        "screen": {"client": "c", "epoch": 0, "showing": held[0], "actions": [], "have": held}
+    }
+    screen.at.run()
+
+    sent = {e["pk"]: e["src"] for e in screen.data["examples"]}
+    assert all(sent[pk] is None for pk in held)
+    assert all(sent[pk] for pk in screen.data["order"][5:])
+
+
+def _screen(project: Project1, *, reviewer: str | None = None, **query: str) -> Screen:
+    """The review page, run once (with the reviewer name typed and the URL's query when given),
+    and the browser's half of its screen."""
+    at = AppTest.from_file(str(APP_PATH), default_timeout=30)
+    if reviewer is not None:
+        at.session_state["reviewer"] = reviewer
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.run()
+    assert not at.exception, at.exception
+    return Screen(at, key=f"review_screen_{project.id}")
