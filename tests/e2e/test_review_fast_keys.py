@@ -61,7 +61,7 @@ def test_every_tag_lands_on_the_example_on_screen(
     assert len(set(seen)) == EXAMPLES, Counter(seen).most_common(3)
 
     tags, reviewed = _tags_and_reviews(app, reviewer="fast")
-    assert tags == {(example, CATEGORY_OF_KEY[key]) for example, key in zip(seen, keys)}
+    assert tags == {(example, CATEGORY_OF_KEY[key]) for example, key in zip(seen, keys, strict=True)}
     assert reviewed == set(seen)
 
 
@@ -96,7 +96,7 @@ def test_two_reviewers_at_once_with_a_filter_on(browser: Browser, app: RunningAp
         keys = [key for key, _ in presses if key in CATEGORY_OF_KEY]
         assert len(shown) == rounds and len(set(shown)) == rounds
         tags, reviewed = _tags_and_reviews(app, reviewer=who)
-        assert tags == {(e, CATEGORY_OF_KEY[k]) for e, k in zip(shown, keys)}, who
+        assert tags == {(e, CATEGORY_OF_KEY[k]) for e, k in zip(shown, keys, strict=True)}, who
         assert reviewed == set(shown), who
     bob_pairs = _pairs(app, _tags_and_reviews(app, reviewer="bob")[1])
     assert bob_pairs == {("8", "1")}

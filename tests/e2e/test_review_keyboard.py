@@ -6,8 +6,6 @@ the category keys and `n` tag and move on); the test then reads the database its
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import create_engine, select
