@@ -61,7 +61,7 @@ def test_every_tag_lands_on_the_example_on_screen(
     assert len(set(seen)) == EXAMPLES, Counter(seen).most_common(3)
 
     tags, reviewed = _tags_and_reviews(app, reviewer="fast")
-    assert tags == {(example, CATEGORY_OF_KEY[key]) for example, key in zip(seen, keys, strict=True)}
+    assert tags == {(e, CATEGORY_OF_KEY[k]) for e, k in zip(seen, keys, strict=True)}
     assert reviewed == set(seen)
 
 
