@@ -14,6 +14,7 @@ from app_pages.common import (
     show_flash,
     transaction,
 )
+from app_pages.text import plain
 from labeltool import labeling, review_queue
 from labeltool.categories import (
     PALETTE,
@@ -78,12 +79,27 @@ table = pd.DataFrame(
 )
 
 
+def _archive_message(name: str, key: str | None) -> str:
+    """What archiving a category did: its tags stay, and its key toggles nothing now."""
+    freed = f"; its key {key} is free again" if key else ""
+    return f"Archived '{plain(name)}'{freed}"
+
+
+def _archive(session) -> None:
+    category = next(c for c in categories if c.name == st.session_state["archive_choice"])
+    update_category(session, category_id=category.id, archived=True)
+    st.session_state["archive_choice"] = None  # it is no longer one of the choices
+    flash("success", _archive_message(category.name, category.shortcut))
+
+
 def _apply_edits(session) -> None:
     edits = st.session_state["category_table"]["edited_rows"]
+    messages = []
     for row, change in edits.items():
         category_id = int(table.iloc[int(row)]["id"])
+        before = next(c for c in categories if c.id == category_id)
         key = change.get("key")
-        update_category(
+        after = update_category(
             session,
             category_id=category_id,
             name=change.get("name"),
@@ -94,7 +110,12 @@ def _apply_edits(session) -> None:
             archived=change.get("archived"),
             marks_incorrect_label=change.get("incorrect label"),
         )
-    flash("success", "Categories saved")
+        if after.archived and not before.archived:
+            messages.append(_archive_message(after.name, before.shortcut))
+        elif before.archived and not after.archived:
+            key_note = f"key {after.shortcut}" if after.shortcut else "no key yet: give it one"
+            messages.append(f"Restored '{plain(after.name)}' ({key_note})")
+    flash("success", "; ".join(messages) if messages else "Categories saved")
 
 
 if categories:
@@ -115,6 +136,25 @@ if categories:
         args=(_apply_edits,),
         width="stretch",
     )
+    live = [c.name for c in categories if not c.archived]
+    if live:
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        choice = left.selectbox(
+            "Archive a category",
+            live,
+            index=None,
+            placeholder="Choose one",
+            key="archive_choice",
+            help="Its tags stay in the report; its key is freed for another category. "
+            "Untick 'archived' in the table to restore it.",
+        )
+        right.button(
+            "Archive",
+            key="archive_category",
+            disabled=choice is None,
+            on_click=action,
+            args=(_archive,),
+        )
 
 st.subheader("Confusion pairs")
 st.caption(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 from sqlalchemy.orm import Session
 
+from app_pages.text import plain
 from labeltool.db import Database
 from labeltool.errors import LabeltoolError
 from labeltool.images import ImageUnavailable, display_png
@@ -79,7 +80,7 @@ def add_category(session: Session, **fields) -> None:
     category = create_category(session, **fields)
     rereview = review_progress(session, project_id=category.project_id).needs_rereview
     note = f"; {rereview} reviewed examples now need re-review" if rereview else ""
-    flash("success", f"Added '{category.name}' (key {category.shortcut or 'none'}){note}")
+    flash("success", f"Added '{plain(category.name)}' (key {category.shortcut or 'none'}){note}")
 
 
 def flash(kind: str, message: str) -> None:
@@ -98,7 +99,8 @@ def show_flash() -> None:
 def sidebar_project_and_reviewer() -> None:
     """The sidebar's project picker and reviewer name, on every page.
 
-    The project follows the URL (?project=NAME) so links can be shared.
+    The project follows the URL (?project=NAME) so links can be shared. A link naming a
+    project that does not exist says so before the page shows another one.
     """
     from labeltool.projects import list_projects
 
@@ -117,6 +119,8 @@ def sidebar_project_and_reviewer() -> None:
         st.session_state[PROJECT_KEY] = chosen
     if names and st.session_state.get(PROJECT_KEY) not in names:
         st.session_state[PROJECT_KEY] = names[0]
+    if wanted and wanted not in names and chosen not in names:
+        _say_project_is_missing(wanted, instead=st.session_state.get(PROJECT_KEY))
     if not st.session_state.get(REVIEWER_KEY) and st.query_params.get("reviewer"):
         st.session_state[REVIEWER_KEY] = st.query_params["reviewer"]
     with st.sidebar:
@@ -259,6 +263,14 @@ def queue_filter_widgets(project: ProjectInfo, *, pairs, categories) -> QueueFil
         max_confidence=high,
         order=order,
     )
+
+
+def _say_project_is_missing(name: str, *, instead: str | None) -> None:
+    """The link names a project that does not exist (renamed, deleted or mistyped)."""
+    text = f"No project named '{plain(name)}'."
+    if instead:
+        text += f" Showing project '{plain(instead)}' instead; pick another in the sidebar."
+    st.error(text)
 
 
 def _project_changed() -> None:

@@ -90,7 +90,8 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture
 def run_app(monkeypatch: pytest.MonkeyPatch):
     """The one factory for the app under test: run_app(database, page=None) runs the real
-    app.py through AppTest on `database`, switched to `page` (e.g. "app_pages/report.py").
+    app.py through AppTest on `database`, switched to `page` (e.g. "app_pages/report.py"),
+    opened with the URL's `query_params` when given (e.g. {"project": "run2"}).
 
     Streamlit's caches are process-wide, so they are cleared before and after each test: each
     test gets its own cached Database.
@@ -103,12 +104,16 @@ def run_app(monkeypatch: pytest.MonkeyPatch):
     st.cache_resource.clear()
     st.cache_data.clear()
 
-    def run(database: Database, page: str | None = None) -> AppTest:
+    def run(
+        database: Database, page: str | None = None, *, query_params: dict | None = None
+    ) -> AppTest:
         url = database.engine.url.render_as_string(hide_password=False)
         monkeypatch.setenv(DB_ENV_VAR, url)
         app = AppTest.from_file(str(APP_PATH), default_timeout=60)
         if page is not None:
             app.switch_page(page)
+        for name, value in (query_params or {}).items():
+            app.query_params[name] = value
         app.run()
         assert not app.exception, app.exception
         return app
