@@ -399,8 +399,9 @@ def report_command(
     type=click.Choice(["wide", "long", "report", "corrections"]),
     required=True,
     help="wide: the method's spreadsheet (one row per reviewed error, a 0/1 column per "
-    "category; import-tags reads it back); long: one row per tag; report: the ceiling table; "
-    "corrections: examples given a corrected label.",
+    "category; import-tags reads it back); long: one row per tag on a reviewed error; report: "
+    "the ceiling table; corrections: reviewed errors given a corrected label. Skipped examples "
+    "are in none of them.",
 )
 @click.option(
     "--out",
@@ -437,7 +438,9 @@ def import_tags_command(state: _State, file: Path, project: str, reviewer: str |
     """Import a wide table (as `export --table wide` writes it) back: tags, comments, labels.
 
     Columns: example_id, then one 0/1 column per category (new ones are created), and
-    optionally comment, corrected_label, reviewer. All or nothing.
+    optionally comment, corrected_label, reviewer. All or nothing. A row re-reviews its example
+    only when the file has a column for every live category; otherwise the summary says which
+    examples stay 'needs re-review'.
     """
     from labeltool.projects import get_project
     from labeltool.tags_import import import_tags
