@@ -1,7 +1,5 @@
-"""Gallery: a grid of the queue's errors with their tags, to scan many at once and tag a
-selection together."""
-
-import html
+"""Gallery: a dense grid of the queue's errors with their tags, to scan many at once and tag a
+selection together, by mouse or keyboard (the keys are listed above the tiles)."""
 
 import streamlit as st
 
@@ -12,13 +10,21 @@ from app_pages.common import (
     require_project,
     reviewer,
     show_flash,
-    show_image,
     transaction,
 )
+from app_pages.widgets.gallery_grid import GridAction, gallery_grid, new_actions
 from labeltool import labeling, review_queue
 from labeltool.categories import list_categories
+from labeltool.errors import UnknownCategory, UnknownExample
 
-COLUMNS = 4
+PAGE_SIZES = [48, 96, 200]
+GRID_KEY = "gallery_grid"
+#: {browser client id: the highest action number applied}, so no action applies twice.
+ACKNOWLEDGED_KEY = "_gallery_acknowledged"
+#: How many browser clients' numbers are remembered (one per mount of the grid).
+REMEMBERED_CLIENTS = 8
+#: What the last actions did, for the grid's status line: {"id": n, "text": ...}.
+NOTICE_KEY = "_gallery_notice"
 
 project: ProjectInfo = require_project()
 with transaction() as session:
@@ -27,13 +33,102 @@ with transaction() as session:
 queue = queue_filter_widgets(project, pairs=pairs, categories=categories)
 by_id = {c.id: c for c in categories}
 
-top = st.columns([1, 1, 4])
-page_size = top[0].selectbox("Per page", [24, 48, 96], key="g_page_size")
+
+def _apply(session, *, act: GridAction) -> str:
+    """Apply one action from the grid to exactly the examples it names; say what it did."""
+    if act.kind == "reviewed":
+        labeling.mark_reviewed(session, example_pks=list(act.pks), reviewer=act.reviewer)
+        return f"{_examples(len(act.pks))} marked reviewed"
+    if act.category_id not in by_id:
+        raise UnknownCategory(f"no category with id {act.category_id} in this project")
+    tagged = act.kind == "tag"
+    changed = labeling.set_tag(
+        session,
+        example_pks=act.pks,
+        category_id=act.category_id,
+        reviewer=act.reviewer,
+        tagged=tagged,
+    )
+    verb = "tagged" if tagged else "untagged"
+    return f"{_examples(changed)} {verb} '{by_id[act.category_id].name}'"
+
+
+def _examples(count: int) -> str:
+    return f"{count} example{'' if count == 1 else 's'}"
+
+
+def _example_id(session, *, pk: int) -> str:
+    """The user's id of example `pk`, which must belong to this project."""
+    example_id = labeling.get_example_view(session, pk=pk).example_id
+    if labeling.find_example(session, project_id=project.id, example_id=example_id) != pk:
+        raise UnknownExample(f"example {pk} is not in project '{project.name}'")
+    return example_id
+
+
+def _apply_new_actions() -> int | None:
+    """Apply the grid's actions not applied yet, one transaction each; return the pk to open.
+
+    What they did goes to the grid's status line (plain text); a refused one leaves its
+    st.error for this run, as every page's actions do.
+    """
+    acknowledged: dict[str, int] = st.session_state.setdefault(ACKNOWLEDGED_KEY, {})
+    client, actions = new_actions(GRID_KEY, acknowledged)
+    if client is None or not actions:
+        return None
+    done, to_open = [], None
+    for act in actions:
+        acknowledged[client] = act.seq
+        if act.kind == "open":
+            to_open = act.pks[0]
+        else:
+            done.append(action(_apply, act=act))
+    for stale in list(acknowledged)[:-REMEMBERED_CLIENTS]:
+        del acknowledged[stale]
+    if any(done):
+        number = st.session_state.get(NOTICE_KEY, {}).get("id", 0) + 1
+        st.session_state[NOTICE_KEY] = {"id": number, "text": " · ".join(filter(None, done))}
+    return to_open
+
+
+def _open(pk: int) -> None:
+    """Show example `pk` on the review page of this project (the reviewer's name stays)."""
+    example_id = action(_example_id, pk=pk)
+    if example_id is None:
+        return  # refused: the flash says why
+    # The review page shows the example its URL names (a deep link); switch_page drops the
+    # URL's query, so the link goes along.
+    st.switch_page(
+        "app_pages/review.py", query_params={"project": project.name, "example": example_id}
+    )
+
+
+to_open = _apply_new_actions()
+if to_open is not None:
+    _open(to_open)
+
+show_flash()
+who = reviewer()
+
 with transaction() as session:
     total = review_queue.queue_count(session, project_id=project.id, queue=queue)
+# One short row (the labels are in the values and the text beside them), so the tiles
+# start high on the screen.
+top = st.columns([1, 1, 5], vertical_alignment="center")
+page_size = top[0].selectbox(
+    "Per page",
+    PAGE_SIZES,
+    index=1,
+    key="g_page_size",
+    label_visibility="collapsed",
+    format_func=lambda n: f"{n} per page",
+)
 pages = max(1, -(-total // page_size))
-page = top[1].number_input("Page", 1, pages, 1, key="g_page")
+if st.session_state.get("g_page", 1) > pages:  # the filter or page size shrank the queue
+    st.session_state["g_page"] = pages
+page = top[1].number_input("Page", 1, pages, 1, key="g_page", label_visibility="collapsed")
 top[2].markdown(f"**{total}** errors match the filter · page {page} of {pages}")
+if not who:
+    st.caption("Enter your name as **Reviewer** in the sidebar to tag.")
 
 with transaction() as session:
     pks = review_queue.queue_ids(
@@ -45,108 +140,12 @@ with transaction() as session:
     )
     views = labeling.example_views(session, pks=pks)
 
-
-def _selected() -> list[int]:
-    return [v.pk for v in views if st.session_state.get(f"sel_{v.pk}")]
-
-
-def _select_all(value: bool) -> None:
-    for v in views:
-        st.session_state[f"sel_{v.pk}"] = value
-
-
-def _bulk(session, *, category_id: int, tagged: bool, who: str) -> None:
-    changed = labeling.set_tag(
-        session, example_pks=_selected(), category_id=category_id, reviewer=who, tagged=tagged
-    )
-    verb = "tagged" if tagged else "untagged"
-    st.session_state["_flash"] = (
-        "success",
-        f"{changed} examples {verb} '{by_id[category_id].name}'",
-    )
-
-
-def _bulk_reviewed(session, *, who: str) -> None:
-    chosen = _selected()
-    labeling.mark_reviewed(session, example_pks=chosen, reviewer=who)
-    _select_all(False)
-    st.session_state["_flash"] = ("success", f"{len(chosen)} examples marked reviewed")
-
-
-def _open(pk: int, example_id: str) -> None:
-    st.session_state["current_pk"] = pk
-    st.session_state["linked_example"] = example_id
-    # The review page starts its queue afresh when the filter differs from the one it last
-    # saw; the filter set here is the one it will use, so it keeps the example opened.
-    st.session_state["queue"] = queue
-
-
-show_flash()
-who = reviewer()
-with st.container(border=True):
-    bar = st.columns([2, 1, 1, 1, 1, 1])
-    names = {c.name: c.id for c in categories}
-    chosen_name = bar[0].selectbox(
-        "Category for the selection",
-        list(names) or ["(none yet)"],
-        key="g_category",
-        label_visibility="collapsed",
-    )
-    ready = bool(who and names)
-    bar[1].button(
-        "Tag selected",
-        key="g_tag",
-        type="primary",
-        disabled=not ready,
-        on_click=action,
-        args=(_bulk,),
-        kwargs={"category_id": names.get(chosen_name), "tagged": True, "who": who},
-    )
-    bar[2].button(
-        "Untag selected",
-        key="g_untag",
-        disabled=not ready,
-        on_click=action,
-        args=(_bulk,),
-        kwargs={"category_id": names.get(chosen_name), "tagged": False, "who": who},
-    )
-    bar[3].button(
-        "Mark reviewed",
-        key="g_reviewed",
-        disabled=not who,
-        on_click=action,
-        args=(_bulk_reviewed,),
-        kwargs={"who": who},
-    )
-    bar[4].button("Select page", key="g_all", on_click=_select_all, args=(True,))
-    bar[5].button("Clear", key="g_none", on_click=_select_all, args=(False,))
-    if not who:
-        st.caption("Enter your name as **Reviewer** in the sidebar to tag.")
-
-for start in range(0, len(views), COLUMNS):
-    for column, view in zip(st.columns(COLUMNS), views[start : start + COLUMNS], strict=False):
-        with column, st.container(border=True):
-            show_image(project, view.image, min_side=128, width="stretch")
-            confidence = f" · {view.confidence:.0%}" if view.confidence is not None else ""
-            st.markdown(f"`{view.example_id}`  \n**{view.confusion_pair}**{confidence}")
-            chips = [
-                f'<span style="background:{by_id[c].colour};color:white;border-radius:0.5rem;'
-                f'padding:0 0.4rem;margin-right:0.2rem;font-size:0.8rem">'
-                f"{html.escape(by_id[c].name)}</span>"
-                for c in sorted({c for ids in view.tags_by_reviewer.values() for c in ids})
-                if c in by_id
-            ]
-            st.markdown(
-                " ".join(chips) or "<span style='opacity:0.5'>no tags</span>",
-                unsafe_allow_html=True,
-            )
-            pick, go = st.columns(2)
-            pick.checkbox("Select", key=f"sel_{view.pk}")
-            if go.button(
-                "Open", key=f"open_{view.pk}", on_click=_open, args=(view.pk, view.example_id)
-            ):
-                # switch_page drops the URL's query, so pass the deep link along.
-                st.switch_page(
-                    "app_pages/review.py",
-                    query_params={"project": project.name, "example": view.example_id},
-                )
+gallery_grid(
+    key=GRID_KEY,
+    project=project,
+    views=views,
+    categories=categories,
+    reviewer=who,
+    acknowledged=st.session_state.get(ACKNOWLEDGED_KEY, {}),
+    notice=st.session_state.get(NOTICE_KEY),
+)
