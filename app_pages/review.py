@@ -176,6 +176,7 @@ review_screen(
     refused=refused,
     epoch=epoch,
     run=run,
+    nonce=screen.nonce,
     have=screen.have,
     queue_count=in_queue,
     end_of_queue=len(order) <= review_actions.AHEAD,

@@ -13,8 +13,10 @@
 
 const SCREENS = new WeakMap();
 const RESEND_AFTER_MS = 1500;
+const ANSWER_WAIT_MS = 2000; // send again if the server has not answered a message by then
 const FLASH_MS = 5000;
 const MAX_LOG = 2000;
+const MAX_KEPT = 150; // examples (views and images) kept in the browser beyond the window
 
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
@@ -53,7 +55,9 @@ class ReviewScreen {
     this.run = -1;
     this.end = false;
     this.waiting = false; // `n` was pressed past the known window
-    this.nonce = 0;
+    this.nonce = 0; // numbers the messages to the server, which echoes the last it read
+    this.inFlight = false; // a message is on its way and the server has not answered it yet
+    this.dirty = false; // something changed since that message: send once it is answered
     this.timings = []; // key press -> next example painted, in ms (read by the benchmark)
     this.onKey = (event) => this.key(event);
     this.attached = false;
@@ -69,6 +73,7 @@ class ReviewScreen {
     window.removeEventListener("keydown", this.onKey, true);
     clearTimeout(this.resendTimer);
     clearTimeout(this.flashTimer);
+    clearTimeout(this.answerTimer);
     this.attached = false;
   }
 
@@ -78,6 +83,7 @@ class ReviewScreen {
     if (!data || typeof data.run !== "number" || data.run < this.run) return;
     this.run = data.run;
     this.data = data;
+    if (this.inFlight && (data.nonce || 0) >= this.nonce) this.inFlight = false;
     this.reviewer = data.reviewer || "";
     this.categories = data.categories || [];
     this.byId = new Map(this.categories.map((c) => [c.id, c]));
@@ -112,6 +118,7 @@ class ReviewScreen {
     }
     this.forget();
     this.render();
+    if (this.dirty && !this.inFlight) this.send();
     this.scheduleResend();
   }
 
@@ -157,6 +164,7 @@ class ReviewScreen {
 
   saveAndNext() {
     const view = this.current();
+    if (this.waiting) return this.ready(view);
     if (!view) return this.next();
     if (view.reviewable) {
       if (!this.ready(view)) return;
@@ -167,6 +175,7 @@ class ReviewScreen {
 
   skip() {
     const view = this.current();
+    if (this.waiting) return this.ready(view);
     if (!view) return this.next();
     if (view.reviewable) {
       if (!this.ready(view)) return;
@@ -223,12 +232,17 @@ class ReviewScreen {
       this.show(null);
       return;
     }
-    this.waiting = true;
+    this.waiting = true; // `showing` stays the example left, so the server anchors there
     this.render();
     this.send();
   }
 
   previous() {
+    if (this.waiting) {
+      this.waiting = false;
+      this.show(this.showing);
+      return;
+    }
     if (this.pos > 0) {
       this.pos -= 1;
       this.waiting = false;
@@ -278,13 +292,29 @@ class ReviewScreen {
   }
 
   send() {
+    // One message at a time: each one reruns the script, and a rerun requested while another
+    // runs interrupts it, so a message per key would starve the server of finished reruns at
+    // a fast typist's pace. Keys pressed meanwhile go with the next message.
     if (!this.setStateValue) return;
+    if (this.inFlight) {
+      this.dirty = true;
+      return;
+    }
+    this.inFlight = true;
+    this.dirty = false;
+    clearTimeout(this.answerTimer);
+    this.answerTimer = setTimeout(() => {
+      if (this.inFlight) {
+        this.inFlight = false;
+        this.send();
+      }
+    }, ANSWER_WAIT_MS);
     this.setStateValue("screen", {
       client: this.client,
       epoch: this.epoch,
       showing: this.showing,
       actions: this.pending(),
-      have: [...this.images.keys()].slice(-200),
+      have: [...this.images.keys()],
       nonce: ++this.nonce,
     });
   }
@@ -307,12 +337,23 @@ class ReviewScreen {
       return entry && entry.stamp < a.seq;
     });
     if (this.log.length > MAX_LOG) this.log = this.log.slice(-MAX_LOG);
+    // Keep memory bounded on a long session: forget the oldest examples outside the window
+    // and the recent trail (a forgotten one comes back from the server if `p` reaches it).
+    const keep = new Set([...this.order, ...this.trail.slice(-50)]);
+    for (const store of [this.images, this.cache]) {
+      for (const pk of store.keys()) {
+        if (store.size <= MAX_KEPT) break;
+        if (!keep.has(pk)) store.delete(pk);
+      }
+    }
   }
 
   // --- what is on screen ----------------------------------------------------------------
 
   current() {
-    return this.showing == null ? null : this.view(this.showing);
+    // While waiting for the next example nothing is on screen, so no key can act on the
+    // example being left.
+    return this.showing == null || this.waiting ? null : this.view(this.showing);
   }
 
   view(pk) {

@@ -65,6 +65,8 @@ class ScreenState:
     epoch: int = 0
     #: Examples whose image the browser already holds (not sent again).
     have: frozenset[int] = frozenset()
+    #: The number of the browser's message, echoed so it knows this rerun has read it.
+    nonce: int = 0
 
 
 def screen_state(key: str) -> ScreenState:
@@ -84,6 +86,7 @@ def screen_state(key: str) -> ScreenState:
         showing=_whole(screen.get("showing")),
         epoch=_whole(screen.get("epoch")) or 0,
         have=frozenset(filter(None, map(_whole, have))) if isinstance(have, list) else frozenset(),
+        nonce=_whole(screen.get("nonce")) or 0,
     )
 
 
@@ -101,6 +104,7 @@ def review_screen(
     refused: dict[str, list[dict]],
     epoch: int,
     run: int,
+    nonce: int,
     have: frozenset[int],
     queue_count: int,
     end_of_queue: bool,
@@ -113,6 +117,7 @@ def review_screen(
             "reviewer": reviewer,
             "epoch": epoch,
             "run": run,
+            "nonce": nonce,
             "anchor": order[0] if order else None,
             "order": order,
             "previous": previous,
