@@ -315,6 +315,27 @@ def test_open_shows_that_example_on_the_review_page(project: GalleryProject) -> 
     )
 
 
+def test_open_after_changing_the_filter_keeps_the_example_opened(
+    project: GalleryProject,
+) -> None:
+    """The review page was showing another example and the filter changed in the gallery:
+    Open still shows the tile's example, not the first of the new queue."""
+    at = AppTest.from_file(str(APP_PATH), default_timeout=60)
+    at.query_params["project"] = "run1"
+    at.session_state["reviewer"] = "ann"
+    at.run()  # the review page, on the first example of the whole queue
+    at.switch_page(GALLERY).run()
+    pair = at.sidebar.selectbox(key="q_pair")
+    pair.select(next(o for o in pair.options if o.startswith("dog-as-fox"))).run()
+    target = [t["pk"] for t in _grid(at)["tiles"]][3]
+
+    _send(at, {"seq": 1, "kind": "open", "pks": [target]})
+
+    assert not at.exception
+    assert at.session_state["current_pk"] == target
+    assert at.query_params["example"] == project.example_id(target)
+
+
 def test_open_refuses_an_example_of_another_project(
     project: GalleryProject, write_predictions
 ) -> None:

@@ -143,6 +143,21 @@ def test_open_shows_the_example_on_the_review_page_in_the_same_project(gallery: 
     expect(gallery.get_by_role("combobox", name="Project")).to_have_value(PROJECT)
 
 
+def test_without_a_reviewer_nothing_is_tagged(page: Page, app: RunningApp) -> None:
+    """With no reviewer name the tag buttons are disabled and a category key only says to
+    enter a name first: no tag is written."""
+    page.set_viewport_size(WINDOW)
+    page.goto(f"{app.url}/gallery?project={PROJECT}")
+    _tiles(page).first.click()
+    _wait_until_idle(page)
+
+    expect(page.get_by_role("button", name="Tag selected", exact=True)).to_be_disabled()
+    page.keyboard.press(BLURRY_KEY)
+    expect(_status(page)).to_contain_text("enter your name as Reviewer")
+    _wait_until_idle(page)
+    assert _tags(app) == set()
+
+
 # --- private helpers -------------------------------------------------------------------
 
 
