@@ -451,7 +451,6 @@ function createTile(pk) {
   element.className = "lt-g-tile";
   element.id = tileId(pk);
   element.dataset.pk = String(pk);
-  element.dataset.testid = "gallery-tile";
   element.setAttribute("data-testid", "gallery-tile");
   element.setAttribute("role", "option");
 
@@ -612,17 +611,18 @@ function onKeyDown(event) {
   const target = event.composedPath()[0] || event.target;
   const onGrid = target === grid.tilesBox || grid.tilesBox.contains(target);
   if (!onGrid && isField(target)) return;
-  const activates = event.key === " " || event.key === "Enter";
+  const key = String(event.key || "");
+  const activates = key === " " || key === "Enter";
   if (activates && !onGrid && target instanceof Element && target.closest(CONTROLS)) return;
   const command = event.ctrlKey || event.metaKey;
-  if (command && !event.altKey && !event.shiftKey && event.key.toLowerCase() === "a") {
+  if (command && !event.altKey && !event.shiftKey && key.toLowerCase() === "a") {
     grid.selectAll();
     stop(event);
     return;
   }
   if (command || event.altKey) return;
-  if (event.repeat && !NAV[event.key]) return;
-  if (grid.onKey(event.key, event.shiftKey)) stop(event);
+  if (event.repeat && !NAV[key]) return;
+  if (grid.onKey(key, event.shiftKey)) stop(event);
 }
 
 // A text box, select, slider or similar: its keys are its own.
