@@ -180,7 +180,9 @@ for row in pairs.head(12).itertuples(index=False):
                 "label": row.label,
                 "prediction": row.prediction,
                 "reviewer": who,
-                "success": f"'{row.confusion_pair}' is now a category; its errors are tagged",
+                "success": (
+                    f"'{plain(row.confusion_pair)}' is now a category; its errors are tagged"
+                ),
             },
         )
 if not who:

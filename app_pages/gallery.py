@@ -37,7 +37,9 @@ by_id = {c.id: c for c in categories}
 def _apply(session, *, act: GridAction) -> str:
     """Apply one action from the grid to exactly the examples it names; say what it did."""
     if act.kind == "reviewed":
-        labeling.mark_reviewed(session, example_pks=list(act.pks), reviewer=act.reviewer)
+        labeling.mark_reviewed(
+            session, example_pks=list(act.pks), reviewer=act.reviewer, project_id=project.id
+        )
         return f"{_examples(len(act.pks))} marked reviewed"
     if act.category_id not in by_id:
         raise UnknownCategory(f"no category with id {act.category_id} in this project")

@@ -43,7 +43,7 @@ if queue.confusion_pair is not None:
     pair_name = confusion_pair_name(*queue.confusion_pair)
     if all(c.name.lower() != pair_name.lower() for c in categories):
         st.sidebar.button(
-            f"Make '{pair_name}' a category",
+            f"Make '{plain(pair_name)}' a category",
             key="pair_to_category",
             disabled=not who,
             help="Creates the category and tags every error of this pair with it.",
@@ -54,7 +54,7 @@ if queue.confusion_pair is not None:
                 "label": queue.confusion_pair[0],
                 "prediction": queue.confusion_pair[1],
                 "reviewer": who,
-                "success": f"'{pair_name}' is now a category; its errors are tagged",
+                "success": f"'{plain(pair_name)}' is now a category; its errors are tagged",
             },
         )
 

@@ -206,16 +206,23 @@ def set_corrected_label(session: Session, *, example_pk: int, corrected_label: s
     example.corrected_label = corrected_label or None
 
 
-def mark_reviewed(session: Session, *, example_pks: Sequence[int], reviewer: str) -> None:
-    """Record that `reviewer` finished these examples: state "reviewed" and a Review row each."""
+def mark_reviewed(
+    session: Session, *, example_pks: Sequence[int], reviewer: str, project_id: int | None = None
+) -> None:
+    """Record that `reviewer` finished these examples: state "reviewed" and a Review row each.
+
+    Only misclassified dev examples can be reviewed; with `project_id`, only that project's.
+    """
     reviewer = _reviewer(reviewer)
     pks = sorted(set(example_pks))
     if not pks:
         return
     examples = list(session.scalars(select(Example).where(Example.id.in_(pks))))
+    if project_id is not None:
+        examples = [e for e in examples if e.project_id == project_id]
     if len(examples) != len(pks):
         missing = sorted(set(pks) - {e.id for e in examples})
-        raise UnknownExample(f"no example with id {missing[0]}")
+        raise UnknownExample(f"no example with id {missing[0]} in this project")
     not_errors = [e for e in examples if not e.is_error or e.split != DEFAULT_SPLIT]
     if not_errors:
         raise InvalidInput(

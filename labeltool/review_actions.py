@@ -223,7 +223,9 @@ def _apply(session: Session, project_id: int, action: ReviewAction) -> None:
             tagged=action.on,
         )
     elif action.kind is ActionKind.SAVE:
-        labeling.mark_reviewed(session, example_pks=[example.id], reviewer=action.reviewer)
+        labeling.mark_reviewed(
+            session, example_pks=[example.id], reviewer=action.reviewer, project_id=project_id
+        )
     elif action.kind is ActionKind.SKIP:
         labeling.skip_example(session, example_pk=example.id)
     elif action.kind is ActionKind.COMMENT:

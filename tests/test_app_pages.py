@@ -4,7 +4,6 @@ categories mid-review, importing, and that no page reads the whole examples tabl
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,68 +117,6 @@ def test_every_page_runs_on_an_empty_database(
     assert any("Import" in h or "import" in h for h in hints), hints
 
 
-# --- gallery -------------------------------------------------------------------------------
-
-
-def test_gallery_shows_a_page_of_tiles(project: AppProject) -> None:
-    """The gallery shows the first 24 errors of the queue, one selectable tile each."""
-    at = _app("gallery", reviewer="ann")
-
-    assert not at.exception
-    assert any(
-        f"**{ERRORS}** errors match the filter · page 1 of 2" in m.value for m in at.markdown
-    )
-    assert [c.key for c in at.checkbox] == [f"sel_{pk}" for pk in project.queue()[:24]]
-
-
-def test_gallery_pages_through_the_queue(project: AppProject) -> None:
-    """Page 2 shows the errors after the first 24."""
-    at = _app("gallery", reviewer="ann")
-
-    at.number_input(key="g_page").set_value(2).run()
-
-    assert any("page 2 of 2" in m.value for m in at.markdown)
-    assert [c.key for c in at.checkbox] == [f"sel_{pk}" for pk in project.queue()[24:]]
-
-
-def test_gallery_tags_exactly_the_selected_examples(project: AppProject) -> None:
-    """Selecting two tiles and pressing "Tag selected" tags those two for the reviewer."""
-    chosen = project.queue()[3:5]
-    at = _app("gallery", reviewer="ann")
-    for pk in chosen:
-        at.checkbox(key=f"sel_{pk}").check()
-    at.selectbox(key="g_category").select("blurry")
-
-    at.button(key="g_tag").click().run()
-
-    assert not at.exception
-    assert project.tags() == {(pk, project.blurry, "ann") for pk in chosen}
-    assert any("2 examples tagged 'blurry'" in s.value for s in at.success)
-
-
-def test_open_from_the_gallery_shows_that_example_in_review(project: AppProject) -> None:
-    """A tile's Open button shows that example on the review page, also after the filter was
-    changed in the gallery, and puts it in the URL."""
-    at = _app("review", reviewer="ann")
-    at.switch_page(PAGES["gallery"]).run()
-    at.sidebar.selectbox(key="q_pair").select("dog-as-fox (10)").run()
-    target = project.queue(QueueFilter(confusion_pair=("dog", "fox")))[3]
-
-    at.button(key=f"open_{target}").click().run()
-
-    assert not at.exception
-    assert _shown_id(at) == project.example_id(target)
-    assert at.query_params["example"] == project.example_id(target)
-
-
-def test_gallery_tagging_needs_a_reviewer(project: AppProject) -> None:
-    """Without a reviewer name the gallery's tag buttons are disabled."""
-    at = _app("gallery")
-
-    assert at.button(key="g_tag").disabled
-    assert at.button(key="g_reviewed").disabled
-
-
 # --- categories ----------------------------------------------------------------------------
 
 
@@ -229,7 +166,7 @@ def test_a_confusion_pair_becomes_a_category_in_one_click(project: AppProject) -
     at.button(key="pair_cat_dog").click().run()
 
     assert not at.exception
-    assert any("'cat-as-dog' is now a category" in s.value for s in at.success)
+    assert any("'cat\\-as\\-dog' is now a category" in s.value for s in at.success)
     with project.db.begin() as session:
         category_id = session.scalar(select(Category.id).where(Category.name == "cat-as-dog"))
         pair = session.scalars(
@@ -331,7 +268,7 @@ def test_importing_without_a_file_asks_for_one(project: AppProject) -> None:
 # --- no page reads the whole table ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("page", ["review", "gallery"])
+@pytest.mark.parametrize("page", ["review"])
 def test_a_rerun_runs_as_many_statements_on_a_large_project(
     tmp_path: Path, write_predictions, monkeypatch: pytest.MonkeyPatch, page: str
 ) -> None:
@@ -398,13 +335,6 @@ def _app(page: str, *, reviewer: str | None = None) -> AppTest:
     if page != "review":
         at.switch_page(PAGES[page])
     return at.run()
-
-
-def _shown_id(at: AppTest) -> str:
-    """The example id the review screen shows (the anchor of the data it was sent)."""
-    (screen,) = [e.proto for e in at.main if type(e).__name__ == "UnknownElement"]
-    data = json.loads(screen.json)
-    return next(e["id"] for e in data["examples"] if e["pk"] == data["anchor"])
 
 
 def _keys(widgets) -> set[str]:

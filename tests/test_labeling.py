@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from labeltool import labeling, review_queue
 from labeltool.categories import create_category
 from labeltool.db import Database
-from labeltool.errors import InvalidInput, UnknownCategory
+from labeltool.errors import InvalidInput, LabeltoolError, UnknownCategory
 from labeltool.importing import import_predictions
 from labeltool.models import Category, Example, Review, Tag
 from labeltool.review_queue import QueueFilter
@@ -192,6 +192,23 @@ def test_mark_reviewed_keeps_one_review_row_per_reviewer(
     assert [_utc(r.reviewed_at) for r in reviews] == [tuesday, tuesday, tuesday]
     assert _states(db, run)["e00"] == REVIEWED
     assert _states(db, run)["e01"] == REVIEWED
+
+
+def test_mark_reviewed_refuses_what_is_not_a_dev_error_of_the_project(
+    db: Database, run: Run, other: Run
+) -> None:
+    """A correctly classified example, an error outside the dev set and, when the project is
+    named, another project's error are refused, and nothing is marked."""
+    for pks, project_id, reason in [
+        ([run.pk["e00"], run.pk["c00"]], None, "not a misclassified dev example"),
+        ([run.pk["t00"]], None, "not a misclassified dev example"),
+        ([run.pk["e00"], other.pk["e01"]], run.id, "no example with id"),
+    ]:
+        with db.begin() as session, pytest.raises(LabeltoolError, match=reason):
+            labeling.mark_reviewed(session, example_pks=pks, reviewer="ann", project_id=project_id)
+
+    assert set(_states(db, run).values()) == {UNREVIEWED}
+    assert set(_states(db, other).values()) == {UNREVIEWED}
 
 
 def test_skip_puts_an_unreviewed_example_aside_only(db: Database, run: Run) -> None:
