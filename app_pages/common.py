@@ -126,7 +126,10 @@ def sidebar_project_and_reviewer() -> None:
     with st.sidebar:
         if names:
             st.selectbox("Project", names, key=PROJECT_KEY, on_change=_project_changed)
-            st.query_params["project"] = st.session_state[PROJECT_KEY]
+            if st.query_params.get("project") != st.session_state[PROJECT_KEY]:
+                # Only when it differs: every write sends the whole query back to the
+                # browser, which would undo the review screen's own ?example= in the URL.
+                st.query_params["project"] = st.session_state[PROJECT_KEY]
         else:
             st.info("No project yet. Import predictions on the Projects page.")
         st.text_input(

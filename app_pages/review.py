@@ -85,22 +85,21 @@ if screen.client:
             del mine[:-REFUSALS_KEPT]
 
 # --- 2. which example: a link opened just now, a new queue, else the one on screen ----------
-# The URL names the example on screen so it can be shared, but the browser echoes older URLs
-# back while the reviewer races ahead: only a link the page is opened with (from outside, or
-# from another page such as the Gallery's Open) moves the screen.
+# The screen keeps the URL's ?example= on the example it shows (so the link can be shared),
+# in the browser, as it moves; the server follows the URL only when the page is opened (from
+# outside, or from another page such as the Gallery's Open), never on a rerun.
 epoch = st.session_state.setdefault("review_epoch", 0)
 current = st.session_state.get("current_pk")
 requested = st.query_params.get("example") if arrived_on_page() else None
 reset = False
-link_problem = None
 if requested:
-    st.session_state["review_url_example"] = requested
     with transaction() as session:
         try:
             current = labeling.find_example(session, project_id=project.id, example_id=requested)
             reset = True
         except UnknownExample as exc:
-            link_problem = str(exc)
+            # Kept until the reviewer moves on: the screen's first message reruns the page.
+            st.session_state["review_link_problem"] = (str(exc), None)
 if st.session_state.get("review_queue") != queue:  # the filter changed: start its queue afresh
     if "review_queue" in st.session_state and not reset:
         current, reset = None, True
@@ -124,9 +123,13 @@ with transaction() as session:
     in_queue = review_queue.queue_count(session, project_id=project.id, queue=queue)
 current = order[0] if order else None
 st.session_state["current_pk"] = current
-if current is not None:
-    st.query_params["example"] = views[0].example_id
-    st.session_state["review_url_example"] = views[0].example_id
+# A bad link's message stays until the reviewer moves on from the example shown instead.
+link_problem, shown_with = st.session_state.get("review_link_problem") or (None, None)
+if link_problem and shown_with is not None and shown_with != current:
+    del st.session_state["review_link_problem"]
+    link_problem = None
+elif link_problem:
+    st.session_state["review_link_problem"] = (link_problem, current)
 run = st.session_state["review_run"] = st.session_state.get("review_run", 0) + 1
 
 # --- 3. the screen -------------------------------------------------------------------------

@@ -218,7 +218,6 @@ def test_save_marks_reviewed_and_the_window_moves_on(project: Project1) -> None:
         assert session.execute(select(Review.example_pk, Review.reviewer)).all() == [(first, "ann")]
     assert screen.data["anchor"] == second
     assert screen.data["previous"] is None  # the saved example is no longer in the queue
-    assert screen.at.query_params["example"] == project.example(second).example_id
 
 
 def test_skip_comment_and_corrected_label_are_saved(project: Project1) -> None:
@@ -282,13 +281,18 @@ def test_a_deep_link_opens_that_example(project: Project1) -> None:
 
 
 def test_a_deep_link_to_an_unknown_example_says_so(project: Project1) -> None:
-    """?example= with an id the project does not have shows an error (as text) and the
-    queue's first example."""
+    """?example= with an id the project does not have shows an error (as text) with the
+    queue's first example, until the reviewer moves on."""
     screen = _screen(project, example="no*pe")
 
     errors = [e.value for e in screen.at.error]
     assert any("no example 'no\\*pe'" in e for e in errors), errors
     assert screen.data["anchor"] == project.queue()[0]
+
+    screen.rerun()  # the screen's first message: the message stays while the example does
+    assert [e.value for e in screen.at.error] == errors
+    screen.next()  # the reviewer moves on: it goes
+    assert [e.value for e in screen.at.error] == []
 
 
 def test_a_deep_link_to_a_correct_example_shows_it_as_such_and_refuses_saving(

@@ -112,7 +112,7 @@ class ReviewScreen {
       this.pos = this.trail.length - 1;
       this.showing = data.anchor ?? null;
       this.waiting = false;
-      this.send();
+      this.dirty = true; // tell the server what is on screen, once it is drawn
     } else if (this.waiting) {
       this.next();
     }
@@ -411,6 +411,7 @@ class ReviewScreen {
     this.ui.example.hidden = !view;
     this.ui.empty.hidden = !!view;
     this.root.dataset.exampleId = view ? view.id : "";
+    if (view) keepInUrl(view.id);
     if (!view) {
       this.ui.empty.textContent = this.waiting
         ? "Loading the next example…"
@@ -644,6 +645,14 @@ class ReviewScreen {
       });
     img.decode().then(done, done);
   }
+}
+
+function keepInUrl(exampleId) {
+  // The URL names the example on screen, so it can be shared as a link to it.
+  const url = new URL(window.location.href);
+  if (url.searchParams.get("example") === exampleId) return;
+  url.searchParams.set("example", exampleId);
+  window.history.replaceState(window.history.state, "", url);
 }
 
 function standingNote(view) {

@@ -4,6 +4,8 @@ again."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, select
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.e2e
 def test_comment_corrected_label_and_esc_from_the_keyboard(page: Page, app: RunningApp) -> None:
     """`/`, typing and Esc save a comment; `=`, a class's first letters and Enter save the
     corrected label; Esc in the sidebar's Reviewer box returns the keys to the screen, where
-    `1` then tags the example on screen."""
+    `1` then tags the example on screen; the URL names the example on screen."""
     page.goto(f"{app.url}/?project={PROJECT}&reviewer=kim")
     screen = page.locator(".lt-rs")
     expect(page.locator('.lt-rs-cat[data-category="blurry"]')).to_be_enabled()
@@ -42,6 +44,11 @@ def test_comment_corrected_label_and_esc_from_the_keyboard(page: Page, app: Runn
     expect(page.locator('.lt-rs-cat[data-category="blurry"]')).to_have_attribute("data-on", "true")
     expect(screen).to_have_attribute("data-saving", "false")
     assert screen.get_attribute("data-example-id") == example_id
+    expect(page).to_have_url(re.compile(rf"[?&]example={re.escape(example_id)}(&|$)"))
+    page.keyboard.press("n")  # the URL follows the screen, so it can be shared
+    expect(screen).not_to_have_attribute("data-example-id", example_id)
+    following = screen.get_attribute("data-example-id")
+    expect(page).to_have_url(re.compile(rf"[?&]example={re.escape(following)}(&|$)"))
 
     engine = create_engine(app.db_url)
     try:
