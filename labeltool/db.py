@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from labeltool.config import MIGRATIONS_DIR, database_url
+from labeltool.errors import LabeltoolError
 
 #: Any constant works; it only has to be the same in every labeltool process.
 _PG_MIGRATION_LOCK = 0x1AB3_7001
@@ -89,7 +90,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision`. Safe to run on every start, from several processes."""
     from alembic import command
 
-    with engine.begin() as connection:
+    with _migration_connection(engine) as connection:
         if engine.dialect.name == "postgresql":
             # Two processes starting at once must not both create the tables.
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
@@ -102,7 +103,59 @@ def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema back to `revision` (used by tests and by hand, never automatically)."""
     from alembic import command
 
-    with engine.begin() as connection:
+    with _migration_connection(engine) as connection:
         config = alembic_config(engine)
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+
+
+# --- private helpers -------------------------------------------------------------------
+
+
+@contextmanager
+def _migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in one transaction to run migrations on; on SQLite, foreign keys are off.
+
+    SQLite's batch mode rebuilds a table by copying it and dropping the old one; with foreign
+    keys on, that DROP fires ON DELETE CASCADE and empties every table referring to it (a
+    downgrade of `projects` lost every example, tag and review). As Alembic documents, foreign
+    keys go off for the migration (the pragma is ignored inside a transaction, so it is set
+    before one begins), PRAGMA foreign_key_check must find nothing before the commit, and
+    they go back on before the connection returns to the pool. The driver would leave DDL
+    outside the transaction, so BEGIN is sent by hand: a refused migration leaves no trace.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            yield connection
+        return
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        saved_isolation = driver.isolation_level
+        driver.isolation_level = None  # the driver sends no BEGIN or COMMIT of its own
+        try:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            # IMMEDIATE: two processes starting at once take turns, as on PostgreSQL.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                _refuse_foreign_key_violations(connection)
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        finally:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+            driver.isolation_level = saved_isolation
+
+
+def _refuse_foreign_key_violations(connection: Connection) -> None:
+    """Raise (rolling the migration back) when a row refers to a row that does not exist."""
+    violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if violations:
+        table, rowid, parent = violations[0][:3]
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        raise LabeltoolError(
+            f"migration refused: row {rowid} of table '{table}' refers to a missing row of "
+            f"'{parent}'{more}; nothing was changed"
+        )

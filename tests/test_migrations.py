@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from labeltool.db import Database, alembic_config, downgrade, make_engine, upgrade
+from labeltool.errors import LabeltoolError
 from labeltool.models import Base, Category, Example, Project, Review, Tag
 
 MODEL_TABLES = set(Base.metadata.tables)
@@ -87,6 +88,68 @@ def test_downgrade_to_base_then_upgrade_gives_a_working_empty_schema(engine: Eng
     _add_project_with_an_example(engine, "after")
     with Session(engine) as session:
         assert session.scalars(select(Example.example_id)).all() == ["after-1"]
+
+
+def test_every_revision_steps_down_and_up_again_keeping_every_row(engine: Engine) -> None:
+    """Each downgrade by one revision, then each upgrade back, keeps every row of every table
+    and the reviewers' comments and corrected labels; only a column the step drops loses data."""
+    upgrade(engine)
+    _add_reviewed_project(engine)
+    counts = _row_counts(engine)
+    assert all(counts.values()), counts
+    kept = _reviewers_work(engine)
+    revisions = _revisions_newest_first()
+
+    for revision, below in zip(revisions, revisions[1:], strict=False):
+        downgrade(engine, below)
+        assert _current_revision(engine) == below
+        assert _row_counts(engine) == counts, f"rows lost going down from {revision}"
+        assert _reviewers_work(engine) == kept
+    for revision in reversed(revisions[:-1]):
+        upgrade(engine, revision)
+        assert _row_counts(engine) == counts, f"rows lost going up to {revision}"
+        assert _reviewers_work(engine) == kept
+
+    assert _current_revision(engine) == _head()
+    with Session(engine) as session:
+        project = session.scalars(select(Project)).one()
+        # Dropped by the downgrade below 0003/0004: the loss the step down announces.
+        assert (project.human_level_error, project.eyeball_fraction) == (None, None)
+    _alembic_check(engine)
+
+
+def test_a_downgrade_leaves_foreign_keys_on_for_the_next_connection(engine: Engine) -> None:
+    """After a migration the pooled SQLite connection enforces foreign keys again."""
+    upgrade(engine)
+    downgrade(engine, _revisions_newest_first()[1])
+    upgrade(engine)
+
+    with pytest.raises(IntegrityError), Session(engine) as session, session.begin():
+        session.execute(insert(Example), [_example_values(project_id=999_999, example_id="x")])
+
+
+def test_a_migration_refuses_to_commit_rows_that_refer_to_missing_rows(tmp_path: Path) -> None:
+    """On SQLite a migration that would leave a dangling reference is rolled back whole, with a
+    message naming the table, and the schema stays at its revision."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'labeltool.db'}")
+    try:
+        upgrade(engine)
+        _add_project_with_an_example(engine, "run1", tagged=True)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.exec_driver_sql("DELETE FROM categories")  # its tag now dangles
+            connection.commit()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        below = _revisions_newest_first()[1]
+
+        with pytest.raises(LabeltoolError, match="table 'tags' refers to a missing row"):
+            downgrade(engine, below)
+
+        assert _current_revision(engine) == _head()
+        assert not [t for t in _tables(engine) if t.startswith("_alembic_tmp")]
+        assert _row_counts(engine)["tags"] == 1
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_file_database_uses_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
@@ -172,6 +235,70 @@ def _alembic_check(engine: Engine) -> None:
         config = alembic_config(engine)
         config.attributes["connection"] = connection
         command.check(config)
+
+
+def _revisions_newest_first() -> list[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return [rev.revision for rev in script.walk_revisions()]
+
+
+def _row_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
+            for table in sorted(MODEL_TABLES)
+        }
+
+
+def _reviewers_work(engine: Engine) -> list[tuple]:
+    """Each example's comment, corrected label and review state, with its tags and reviews."""
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                text(
+                    "SELECT e.example_id, e.comment, e.corrected_label, e.review_state,"
+                    " (SELECT count(*) FROM tags t WHERE t.example_pk = e.id),"
+                    " (SELECT count(*) FROM reviews r WHERE r.example_pk = e.id)"
+                    " FROM examples e ORDER BY e.example_id"
+                )
+            )
+        ]
+
+
+def _add_reviewed_project(engine: Engine) -> None:
+    """A project in the middle of a review: every table and every optional column holds data."""
+    with Session(engine) as session, session.begin():
+        project = Project(
+            name="run1",
+            class_names=["cat", "dog"],
+            images_root="/data",
+            human_level_error=0.01,
+            eyeball_fraction=0.1,
+        )
+        session.add(project)
+        session.flush()
+        examples = [
+            Example(**_example_values(project_id=project.id, example_id=f"ex{i}")) for i in range(3)
+        ]
+        examples[0].comment = "dark, blurry"
+        examples[1].corrected_label = "dog"
+        examples[2].review_state = "unreviewed"
+        blurry = Category(project_id=project.id, name="blurry", shortcut="1", effort=2.0)
+        wrong = Category(
+            project_id=project.id, name="incorrectly labeled", marks_incorrect_label=True
+        )
+        session.add_all([*examples, blurry, wrong])
+        session.flush()
+        session.add_all(
+            [
+                Tag(example_pk=examples[0].id, category_id=blurry.id, reviewer="ann"),
+                Tag(example_pk=examples[0].id, category_id=blurry.id, reviewer="bob"),
+                Tag(example_pk=examples[1].id, category_id=wrong.id, reviewer="ann"),
+                Review(example_pk=examples[0].id, reviewer="ann"),
+                Review(example_pk=examples[1].id, reviewer="ann"),
+            ]
+        )
 
 
 def _example_values(*, project_id: int, example_id: str) -> dict:
