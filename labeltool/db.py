@@ -70,6 +70,15 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    @event.listens_for(engine, "savepoint")
+    def _begin_before_savepoint(connection, _name):  # pragma: no branch - tiny
+        # The driver sends BEGIN only before the first INSERT/UPDATE/DELETE; a SAVEPOINT
+        # before one would open the transaction itself, and releasing it would commit the
+        # caller's whole transaction, so a later rollback could not undo it.
+        driver = connection.connection.driver_connection
+        if not driver.in_transaction:
+            driver.execute("BEGIN")
+
     return engine
 
 

@@ -26,6 +26,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -176,6 +178,24 @@ class Category(Base):
 
     def __repr__(self) -> str:
         return f"Category(id={self.id}, name={self.name!r})"
+
+
+# Races closed in the schema (two reviewers adding a category at the same moment): a name is
+# unique in its project ignoring case, and a key toggles at most one live category.
+Index(
+    "uq_categories_project_id_lower_name",
+    Category.project_id,
+    func.lower(Category.name),
+    unique=True,
+)
+Index(
+    "uq_categories_project_id_live_shortcut",
+    Category.project_id,
+    Category.shortcut,
+    unique=True,
+    sqlite_where=text("NOT archived AND shortcut IS NOT NULL"),
+    postgresql_where=text("NOT archived AND shortcut IS NOT NULL"),
+)
 
 
 class Tag(Base):

@@ -152,6 +152,46 @@ def test_a_migration_refuses_to_commit_rows_that_refer_to_missing_rows(tmp_path:
         engine.dispose()
 
 
+def test_upgrade_to_unique_names_and_keys_fixes_clashes_keeping_the_oldest(engine: Engine) -> None:
+    """Categories that clash on the new rules are fixed, not refused: the oldest keeps its name
+    and key; a later name equal but for case gets a free " (n)", a later live key is cleared;
+    tags stay with their category and another project is left alone."""
+    upgrade(engine, "0004")
+    project = _add_project_with_an_example(engine, "run1", tagged=True)  # "blurry", no key
+    other = _add_project_with_an_example(engine, "run2")
+    rows = [
+        (project, "Blurry", "1", False),
+        (project, "blurry (2)", "1", False),
+        (project, "BLURRY", "2", False),
+        (project, "old", "2", True),
+        (other, "BLURRY", "1", False),
+    ]
+    with engine.begin() as connection:
+        for project_id, name, key, archived in rows:
+            connection.execute(
+                insert(Category).values(
+                    project_id=project_id, name=name, shortcut=key, archived=archived
+                )
+            )
+
+    upgrade(engine)
+
+    with Session(engine) as session:
+        categories = session.execute(
+            select(Category.project_id, Category.name, Category.shortcut).order_by(Category.id)
+        ).all()
+        tagged = session.scalars(select(Category.name).join(Tag)).all()
+    assert categories == [
+        (project, "blurry", None),
+        (project, "Blurry (3)", "1"),
+        (project, "blurry (2)", None),
+        (project, "BLURRY (4)", "2"),
+        (project, "old", "2"),
+        (other, "BLURRY", "1"),
+    ]
+    assert tagged == ["blurry"]
+
+
 def test_sqlite_file_database_uses_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
     """Every connection to a SQLite file has WAL journaling, foreign keys and a busy timeout."""
     database = Database.open(f"sqlite:///{tmp_path / 'labeltool.db'}")
@@ -175,6 +215,19 @@ def test_in_memory_sqlite_still_enforces_foreign_keys() -> None:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_a_savepoint_opening_a_transaction_is_rolled_back_with_it(db: Database) -> None:
+    """A write inside a savepoint that is the transaction's first write still belongs to the
+    caller's transaction: rolling that back undoes it."""
+    with pytest.raises(RuntimeError), db.begin() as session:
+        session.scalar(select(func.count()).select_from(Project))
+        with session.begin_nested():
+            session.add(Project(name="run1", class_names=["cat"], images_root="/data"))
+        raise RuntimeError("the user's action fails after the savepoint")
+
+    with db.begin() as session:
+        assert session.scalars(select(Project.name)).all() == []
 
 
 def test_foreign_keys_refuse_an_example_of_a_missing_project(db: Database) -> None:
