@@ -6,6 +6,11 @@ The model is a TorchScript file or a weights-only state_dict plus a named archit
 one batch at a time and every batch's rows are written out before the next is read, so memory
 stays flat however large the dev set is.
 
+A model file is checked before anything it describes is built: its size, the sizes its zip
+entries declare, the tensors' shapes (read from a memory map, so nothing is copied) against
+the named architecture, the number of classes, and the bytes its tensors claim. A file that
+claims a billion classes is refused in a moment instead of asking for 256 GB.
+
 torch is imported inside the functions that use it: importing this module is cheap.
 """
 
@@ -32,6 +37,12 @@ from labeltool.importing import PROB_PREFIX, Progress
 #: The extra file a TorchScript archive may carry to name its architecture and classes.
 TORCHSCRIPT_METADATA = "labeltool.json"
 DEFAULT_BATCH_SIZE = 64
+#: The most classes a model may score: far beyond any error analysis, small enough that the
+#: largest output layer of our architectures stays under 100 MB.
+MAX_CLASSES = 100_000
+#: The most bytes a model file, its unpacked zip entries or its tensors may take: 2 GiB, some
+#: fifty times the largest network we know at MAX_CLASSES.
+MAX_MODEL_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -90,7 +101,10 @@ def load_model(
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: model file not found")
+    _check_archive(path)
     explicit = [str(c) for c in class_names] if class_names else None
+    if explicit is not None and len(explicit) > MAX_CLASSES:
+        raise _too_many_classes(path, f"{len(explicit):,} class names were given")
     if _is_torchscript(path):
         return _load_torchscript(path, arch=arch, class_names=explicit)
     return _load_state_dict(path, arch=arch, class_names=explicit)
@@ -246,7 +260,10 @@ def _load_torchscript(path: Path, *, arch: str | None, class_names: list[str] | 
     architecture = _architecture(path, arch, metadata.get("arch"), needed_for="preprocessing")
     module.eval()
     classes = class_names or _class_list(path, metadata.get("classes"))
-    return LoadedModel(module, architecture, path, "torchscript", classes)
+    tensors = dict(module.state_dict())
+    num_outputs = _output_count(path, architecture, tensors, classes)
+    _check_claimed_bytes(path, tensors)
+    return LoadedModel(module, architecture, path, "torchscript", classes, num_outputs)
 
 
 def _load_state_dict(path: Path, *, arch: str | None, class_names: list[str] | None):
@@ -256,7 +273,9 @@ def _load_state_dict(path: Path, *, arch: str | None, class_names: list[str] | N
         with warnings.catch_warnings():
             # Noise about pickle protocols in files we are about to refuse anyway.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            content = torch.load(path, map_location="cpu", weights_only=True)
+            # mmap: every tensor is a view of the mapped file, so loading copies no data
+            # whatever shapes the file claims; they are checked before anything is built.
+            content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as exc:
         if "weights only load failed" in str(exc).lower():
             raise ModelLoadError(
@@ -282,19 +301,81 @@ def _load_state_dict(path: Path, *, arch: str | None, class_names: list[str] | N
         )
     architecture = _architecture(path, arch, named_arch, needed_for="the network")
     classes = class_names or stored_classes
-    output = state_dict.get(architecture.output_weight)
-    file_outputs = int(output.shape[0]) if output is not None and output.dim() == 2 else None
-    if classes and file_outputs is not None and len(classes) != file_outputs:
-        raise ModelLoadError(
-            f"{path}: the output layer has {file_outputs} classes but {len(classes)} class "
-            f"names were given ({', '.join(classes)})"
-        )
+    file_outputs = _output_count(path, architecture, state_dict, classes)
+    _check_claimed_bytes(path, state_dict)
     num_outputs = file_outputs or (len(classes) if classes else 2)
+    with torch.device("meta"):  # shapes only: no memory is allocated
+        expected = architecture.build(num_outputs).state_dict()
+    _check_fits(path, architecture, expected, state_dict)
     module = architecture.build(num_outputs)
-    _check_fits(path, architecture, module.state_dict(), state_dict)
-    module.load_state_dict(state_dict)
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as exc:  # e.g. a dtype that cannot be copied into float weights
+        raise _not_a_model(path, exc) from None
     module.eval()
     return LoadedModel(module, architecture, path, "state_dict", classes, num_outputs)
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a file over the byte budget, or whose zip entries declare more, before torch reads
+    it (torch allocates an entry's declared size before reading it)."""
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise ModelLoadError(
+            f"{path}: the file takes {_gigabytes(size)}, more than the "
+            f"{_gigabytes(MAX_MODEL_BYTES)} a model may take"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise _not_a_model(
+            path, "not a zip archive: files saved by torch before 1.6 must be saved again"
+        ) from None
+    if declared > MAX_MODEL_BYTES:
+        raise ModelLoadError(
+            f"{path}: its zip entries unpack to {_gigabytes(declared)}, more than the "
+            f"{_gigabytes(MAX_MODEL_BYTES)} a model may take"
+        )
+
+
+def _output_count(
+    path: Path, architecture: Architecture, tensors: dict, classes: list[str] | None
+) -> int | None:
+    """The class count the output layer's weight claims (None without one), once it is known
+    to be at most MAX_CLASSES and to match the class names."""
+    output = tensors.get(architecture.output_weight)
+    if output is None or output.dim() != 2:
+        return None
+    outputs = int(output.shape[0])
+    if outputs > MAX_CLASSES:
+        raise _too_many_classes(path, f"the output layer has {outputs:,} classes")
+    if classes and len(classes) != outputs:
+        shown = ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else "")
+        raise ModelLoadError(
+            f"{path}: the output layer has {outputs} classes but {len(classes)} class "
+            f"names were given ({shown})"
+        )
+    return outputs
+
+
+def _too_many_classes(path: Path, what: str) -> ModelLoadError:
+    return ModelLoadError(f"{path}: {what}; labeltool accepts at most {MAX_CLASSES:,} classes")
+
+
+def _check_claimed_bytes(path: Path, tensors: dict) -> None:
+    """Refuse tensors whose shapes claim more than the budget, though a file may hold them in
+    a few bytes (a zero-stride view stores one element for a shape of any size)."""
+    claimed = sum(t.numel() * t.element_size() for t in tensors.values())
+    if claimed > MAX_MODEL_BYTES:
+        raise ModelLoadError(
+            f"{path}: its tensors claim {_gigabytes(claimed)}, more than the "
+            f"{_gigabytes(MAX_MODEL_BYTES)} a model may take"
+        )
+
+
+def _gigabytes(count: int) -> str:
+    return f"{count / 1024**3:,.1f} GB"
 
 
 def _architecture(path: Path, given: str | None, stored, *, needed_for: str) -> Architecture:
@@ -357,10 +438,12 @@ def _class_list(path: Path, classes) -> list[str] | None:
         return None
     if not isinstance(classes, list | tuple) or not all(isinstance(c, str | int) for c in classes):
         raise ModelLoadError(f"{path}: the stored class names must be a list of strings")
+    if len(classes) > MAX_CLASSES:
+        raise _too_many_classes(path, f"the file stores {len(classes):,} class names")
     return [str(c) for c in classes]
 
 
-def _not_a_model(path: Path, exc: BaseException) -> ModelLoadError:
+def _not_a_model(path: Path, exc: BaseException | str) -> ModelLoadError:
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
     return ModelLoadError(f"{path}: not a TorchScript file or a weights-only state_dict ({reason})")
 
