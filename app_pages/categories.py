@@ -14,7 +14,6 @@ from app_pages.common import (
     show_flash,
     transaction,
 )
-from app_pages.text import plain
 from labeltool import labeling, review_queue
 from labeltool.categories import (
     PALETTE,
@@ -82,7 +81,7 @@ table = pd.DataFrame(
 def _archive_message(name: str, key: str | None) -> str:
     """What archiving a category did: its tags stay, and its key toggles nothing now."""
     freed = f"; its key {key} is free again" if key else ""
-    return f"Archived '{plain(name)}'{freed}"
+    return f"Archived '{name}'{freed}"
 
 
 def _archive(session) -> None:
@@ -114,7 +113,7 @@ def _apply_edits(session) -> None:
             messages.append(_archive_message(after.name, before.shortcut))
         elif before.archived and not after.archived:
             key_note = f"key {after.shortcut}" if after.shortcut else "no key yet: give it one"
-            messages.append(f"Restored '{plain(after.name)}' ({key_note})")
+            messages.append(f"Restored '{after.name}' ({key_note})")
     flash("success", "; ".join(messages) if messages else "Categories saved")
 
 
@@ -180,9 +179,7 @@ for row in pairs.head(12).itertuples(index=False):
                 "label": row.label,
                 "prediction": row.prediction,
                 "reviewer": who,
-                "success": (
-                    f"'{plain(row.confusion_pair)}' is now a category; its errors are tagged"
-                ),
+                "success": f"'{row.confusion_pair}' is now a category; its errors are tagged",
             },
         )
 if not who:

@@ -80,11 +80,12 @@ def add_category(session: Session, **fields) -> None:
     category = create_category(session, **fields)
     rereview = review_progress(session, project_id=category.project_id).needs_rereview
     note = f"; {rereview} reviewed examples now need re-review" if rereview else ""
-    flash("success", f"Added '{plain(category.name)}' (key {category.shortcut or 'none'}){note}")
+    flash("success", f"Added '{category.name}' (key {category.shortcut or 'none'}){note}")
 
 
 def flash(kind: str, message: str) -> None:
-    """Show `message` at the top of the next rerun."""
+    """Show `message` at the top of the next rerun, as plain text (it holds user text such as
+    names and ids, so it is never read as Markdown)."""
     st.session_state[FLASH_KEY] = (kind, message)
 
 
@@ -93,7 +94,7 @@ def show_flash() -> None:
     message = st.session_state.pop(FLASH_KEY, None)
     if message:
         kind, text = message
-        (st.error if kind == "error" else st.success)(text)
+        (st.error if kind == "error" else st.success)(plain(text))
 
 
 def sidebar_project_and_reviewer() -> None:

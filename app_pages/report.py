@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import ProjectInfo, action, require_project, show_flash, transaction
+from app_pages.text import plain
 from labeltool import eyeball, report, review_queue, splits
 from labeltool.categories import list_categories, update_category
 from labeltool.errors import LabeltoolError
@@ -58,7 +59,7 @@ with transaction() as session:
 metrics = st.columns(4)
 metrics[0].metric("Dev examples", f"{top.dev_examples:,}")
 metrics[1].metric(
-    "Misclassified" if pair is None else f"Misclassified as {confusion_pair_name(*pair)}",
+    "Misclassified" if pair is None else f"Misclassified as {plain(confusion_pair_name(*pair))}",
     f"{top.misclassified:,}",
 )
 metrics[2].metric(
@@ -67,7 +68,7 @@ metrics[2].metric(
 metrics[3].metric("Reviewed errors", f"{top.reviewed:,}")
 (st.warning if top.reviewed < review_queue.TOO_FEW_TO_RANK else st.caption)(top.sample_guidance)
 if accounting is not None:
-    st.info(f"**Incorrectly labeled:** {accounting.sentence}. {accounting.hint}")
+    st.info(f"**Incorrectly labeled:** {plain(accounting.sentence)}. {plain(accounting.hint)}")
 
 # --- the ceiling table and its charts ---------------------------------------------------------
 archived = set(table.attrs.get("archived", ()))
@@ -191,7 +192,7 @@ effort_columns = st.columns(min(4, max(1, len(live))))
 for index, category in enumerate(live):
     key = f"effort_{category.id}"
     effort_columns[index % len(effort_columns)].number_input(
-        f"Effort for {category.name}",
+        f"Effort for {plain(category.name)}",
         min_value=0.0,
         value=category.effort,
         step=0.5,

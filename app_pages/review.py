@@ -54,7 +54,7 @@ if queue.confusion_pair is not None:
                 "label": queue.confusion_pair[0],
                 "prediction": queue.confusion_pair[1],
                 "reviewer": who,
-                "success": f"'{plain(pair_name)}' is now a category; its errors are tagged",
+                "success": f"'{pair_name}' is now a category; its errors are tagged",
             },
         )
 

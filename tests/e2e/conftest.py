@@ -101,10 +101,18 @@ def app(chromium: Path, tmp_path: Path) -> Iterator[RunningApp]:
     )
     if imported.returncode != 0:
         pytest.fail(f"`labeltool import` of the sample failed:\n{imported.stderr}")
+    with serve(db_url, folder) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serve(db_url: str, folder: Path) -> Iterator[RunningApp]:
+    """`labeltool serve` on `db_url` at a free port (its log in `folder`); stopped afterwards."""
     port = _free_port()
     log = folder / "server.log"
     # No file watcher: other files changing in the checkout must not prompt a rerun.
     env = {**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+    labeltool = [sys.executable, "-m", "labeltool", "--db", db_url]
     with log.open("wb") as log_file:
         server = subprocess.Popen(
             [*labeltool, "serve", "--port", str(port), "--host", "127.0.0.1"],
