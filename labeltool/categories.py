@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from labeltool.errors import DuplicateCategory, InvalidInput, UnknownCategory
@@ -87,6 +90,7 @@ def create_category(
     if any(c.name.lower() == name.lower() for c in existing):
         raise DuplicateCategory(f"a category named '{name}' already exists")
     taken = {c.shortcut for c in existing if c.shortcut and not c.archived}
+    chosen_key = bool(shortcut)
     if shortcut:
         shortcut = _check_key(shortcut, taken)
     else:
@@ -106,8 +110,25 @@ def create_category(
         ),
         position=max((c.position for c in existing), default=-1) + 1,
     )
-    session.add(category)
-    session.flush()
+    # The checks above read before this write: another reviewer's category may have got in
+    # between, and then the schema's unique indexes refuse this one. A key handed out by
+    # default that was taken meanwhile is swapped for the next free one.
+    for _attempt in range(len(DEFAULT_KEYS)):
+        try:
+            with _refusing_duplicates(session, name=name, shortcut=category.shortcut):
+                session.add(category)
+            break
+        except _KeyTaken:
+            if chosen_key:
+                raise
+            taken = set(
+                session.scalars(
+                    select(Category.shortcut).where(
+                        Category.project_id == project_id, Category.archived.is_(False)
+                    )
+                )
+            )
+            category.shortcut = next((k for k in DEFAULT_KEYS if k not in taken), None)
     if mark_rereview:
         mark_reviewed_for_rereview(session, project_id=project_id)
     return category
@@ -136,36 +157,20 @@ def update_category(
         for c in list_categories(session, project_id=category.project_id, include_archived=True)
         if c.id != category.id
     ]
-    if name is not None:
-        name = _clean_name(name)
-        if any(c.name.lower() == name.lower() for c in others):
-            raise DuplicateCategory(f"a category named '{name}' already exists")
-        category.name = name
-    if description is not None:
-        category.description = description.strip()
-    if clear_shortcut:
-        category.shortcut = None
-    elif shortcut:
-        category.shortcut = _check_key(
-            shortcut, {c.shortcut for c in others if c.shortcut and not c.archived}
+    with _refusing_duplicates(session, name=name or category.name, shortcut=shortcut):
+        _apply_changes(
+            category,
+            others,
+            name=name,
+            description=description,
+            shortcut=shortcut,
+            clear_shortcut=clear_shortcut,
+            colour=colour,
+            archived=archived,
+            effort=effort,
+            clear_effort=clear_effort,
+            marks_incorrect_label=marks_incorrect_label,
         )
-    if colour is not None:
-        if not _COLOUR.match(colour):
-            raise InvalidInput(f"colour '{colour}' is not of the form #rrggbb")
-        category.colour = colour
-    if archived is not None:
-        category.archived = archived
-        if archived:
-            category.shortcut = None  # frees the key for a live category
-    if clear_effort:
-        category.effort = None
-    elif effort is not None:
-        if effort <= 0:
-            raise InvalidInput("effort must be a positive number (e.g. days of work)")
-        category.effort = float(effort)
-    if marks_incorrect_label is not None:
-        category.marks_incorrect_label = marks_incorrect_label
-    session.flush()
     return category
 
 
@@ -244,3 +249,72 @@ def _check_key(key: str, taken: set[str]) -> str:
     if key in taken:
         raise DuplicateCategory(f"key '{key}' already toggles another category")
     return key
+
+class _KeyTaken(DuplicateCategory):
+    """The schema refused a second live category with the same key."""
+
+
+@contextmanager
+def _refusing_duplicates(session: Session, *, name: str, shortcut: str | None) -> Iterator[None]:
+    """Write the block's changes in a savepoint; a unique index's refusal (a category of the
+    same name, or a live one with the same key, got in first) becomes DuplicateCategory, and
+    the caller's transaction goes on."""
+    try:
+        with session.begin_nested():
+            yield
+    except IntegrityError as exc:
+        refusal = str(exc.orig)
+        unique = getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint" in refusal
+        if not unique:
+            raise
+        if shortcut and "shortcut" in refusal:
+            raise _KeyTaken(
+                f"key '{shortcut.strip().lower()}' already toggles another category"
+            ) from None
+        raise DuplicateCategory(f"a category named '{name}' already exists") from None
+
+
+def _apply_changes(
+    category: Category,
+    others: list[Category],
+    *,
+    name: str | None,
+    description: str | None,
+    shortcut: str | None,
+    clear_shortcut: bool,
+    colour: str | None,
+    archived: bool | None,
+    effort: float | None,
+    clear_effort: bool,
+    marks_incorrect_label: bool | None,
+) -> None:
+    """Set the category's settings (see update_category), checking each first."""
+    if name is not None:
+        name = _clean_name(name)
+        if any(c.name.lower() == name.lower() for c in others):
+            raise DuplicateCategory(f"a category named '{name}' already exists")
+        category.name = name
+    if description is not None:
+        category.description = description.strip()
+    if clear_shortcut:
+        category.shortcut = None
+    elif shortcut:
+        category.shortcut = _check_key(
+            shortcut, {c.shortcut for c in others if c.shortcut and not c.archived}
+        )
+    if colour is not None:
+        if not _COLOUR.match(colour):
+            raise InvalidInput(f"colour '{colour}' is not of the form #rrggbb")
+        category.colour = colour
+    if archived is not None:
+        category.archived = archived
+        if archived:
+            category.shortcut = None  # frees the key for a live category
+    if clear_effort:
+        category.effort = None
+    elif effort is not None:
+        if effort <= 0:
+            raise InvalidInput("effort must be a positive number (e.g. days of work)")
+        category.effort = float(effort)
+    if marks_incorrect_label is not None:
+        category.marks_incorrect_label = marks_incorrect_label

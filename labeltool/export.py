@@ -8,17 +8,26 @@ imported into a fresh database holding the same predictions exports back identic
 Every table holds the reviewed sample only (`labeltool.sample`): a skipped or unreviewed
 example, its tags and its corrected label are in none of them, as they are not in the report.
 
-`to_csv` writes any of these so every cell is safe to open in a spreadsheet: a text cell that
-a spreadsheet would run as a formula gets a leading `'` (OWASP CSV injection), and
-`restore_cell` undoes it on import.
+`to_csv` writes any of these so every cell is safe to open in a spreadsheet (OWASP CSV
+injection): a text cell that a spreadsheet would run as a formula gets a leading `'`, also when
+the formula sign (`=`, `+`, `-`, `@` or their full-width forms) follows leading whitespace, and
+`restore_cell` undoes it on import; every cell holding a line break (CR, LF or another),
+a tab, a comma or a quote is quoted, so no part of a cell can become a row or cell of its own.
+
+The wide table's `reviewer` cell lists every reviewer of the row separated by `;`. A `;` or
+`\\` inside a name is written with a backslash before it (`Smith\\; John`), so
+`split_reviewers(join_reviewers(names)) == names` for any names; a backslash before any other
+character is kept as it is, so a name such as `CORP\\ann` typed by hand reads back whole.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO
 
@@ -37,15 +46,23 @@ LEADING_COLUMNS = ("example_id", "image", "label", "prediction", "confidence")
 TRAILING_COLUMNS = ("comment", "corrected_label", "reviewer")
 #: Every column of the wide table that is not a category.
 FIXED_COLUMNS = LEADING_COLUMNS + TRAILING_COLUMNS
-#: Reviewers in the wide table's `reviewer` cell are joined (and split) on this.
+#: Reviewers in the wide table's `reviewer` cell are joined (and split) on this; a separator
+#: or backslash inside a name is escaped with a backslash (see `join_reviewers`).
 REVIEWER_SEPARATOR = ";"
+REVIEWER_ESCAPE = "\\"
 #: What `export_table` can write.
 TABLES = ("wide", "long", "report", "corrections")
 
-#: First characters that make a spreadsheet treat a cell as a formula.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: Signs that make a spreadsheet run a cell as a formula, after any leading whitespace
+#: (spreadsheets also read the full-width forms U+FF1D, U+FF0B, U+FF0D, U+FF20 as signs).
+_FORMULA_SIGNS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+#: First characters neutralised whatever follows them (OWASP: tab and carriage return).
+_CONTROL_STARTS = ("\t", "\r")
 #: A plain number a spreadsheet shows as a number ("-0.5"); "+1" is still neutralised.
-_PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+#: Characters that make a cell quoted: the delimiter, the quote, the tab, and every line
+#: break a reader may split rows on (those of str.splitlines).
+_NEEDS_QUOTES = re.compile('[,"\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]')
 
 
 def wide_table(session: Session, *, project_id: int) -> pd.DataFrame:
@@ -53,7 +70,7 @@ def wide_table(session: Session, *, project_id: int) -> pd.DataFrame:
 
     Columns: example_id, image, label, prediction, confidence, the categories in position
     order (archived ones too), comment, corrected_label, reviewer (the reviewers who reviewed
-    or tagged the example, sorted, joined with ";"). Rows are sorted by example_id.
+    or tagged the example, sorted, joined by `join_reviewers`). Rows are sorted by example_id.
     """
     categories = list_categories(session, project_id=project_id, include_archived=True)
     fixed = {c.casefold() for c in FIXED_COLUMNS}
@@ -103,7 +120,7 @@ def wide_table(session: Session, *, project_id: int) -> pd.DataFrame:
         row |= {
             "comment": example.comment or "",
             "corrected_label": example.corrected_label,
-            "reviewer": REVIEWER_SEPARATOR.join(sorted(reviewers[example.id])),
+            "reviewer": join_reviewers(sorted(reviewers[example.id])),
         }
         rows.append(row)
     columns = [*LEADING_COLUMNS, *(c.name for c in categories), *TRAILING_COLUMNS]
@@ -173,7 +190,8 @@ def to_csv(
     """Write `frame` as UTF-8 CSV without the index, every cell safe to open in a spreadsheet.
 
     Text cells (and headers) that start like a formula get a leading `'`; numbers, and text
-    that is a plain number such as "-0.5", are left alone. With no destination, return the text.
+    that is a plain number such as "-0.5", are left alone. Cells holding a line break, a tab,
+    a comma or a quote are quoted. With no destination, return the text.
     """
     safe = frame.copy()
     safe.columns = [neutralise_cell(str(c)) for c in frame.columns]
@@ -186,14 +204,14 @@ def to_csv(
                     object
                 ),
             )
+    text = _quoted_csv(safe)
     if path_or_buffer is None:
-        buffer = io.StringIO()
-        safe.to_csv(buffer, index=False, lineterminator="\n")
-        return buffer.getvalue()
+        return text
     if isinstance(path_or_buffer, str | os.PathLike):
-        safe.to_csv(path_or_buffer, index=False, encoding="utf-8", lineterminator="\n")
+        with open(path_or_buffer, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
     else:
-        safe.to_csv(path_or_buffer, index=False, lineterminator="\n")
+        path_or_buffer.write(text)
     return None
 
 
@@ -207,16 +225,77 @@ def restore_cell(text: str) -> str:
     return text[1:] if text.startswith("'") and _looks_like_formula(text[1:]) else text
 
 
+def join_reviewers(names: Iterable[str]) -> str:
+    """The `reviewer` cell for `names`: joined on `;`, a `;` or `\\` inside a name escaped."""
+    return REVIEWER_SEPARATOR.join(
+        name.replace(REVIEWER_ESCAPE, REVIEWER_ESCAPE * 2).replace(
+            REVIEWER_SEPARATOR, REVIEWER_ESCAPE + REVIEWER_SEPARATOR
+        )
+        for name in names
+    )
+
+
+def split_reviewers(cell: str) -> list[str]:
+    """The names in a `reviewer` cell, as `join_reviewers` wrote them (empty names included).
+
+    `\\;` and `\\\\` stand for `;` and `\\`; a backslash before any other character is kept.
+    """
+    names, name, position = [], [], 0
+    while position < len(cell):
+        char = cell[position]
+        following = cell[position + 1 : position + 2]
+        if char == REVIEWER_ESCAPE and following in (REVIEWER_ESCAPE, REVIEWER_SEPARATOR):
+            name.append(following)
+            position += 2
+            continue
+        if char == REVIEWER_SEPARATOR:
+            names.append("".join(name))
+            name = []
+        else:
+            name.append(char)
+        position += 1
+    names.append("".join(name))
+    return names
+
+
 # --- private helpers -------------------------------------------------------------------
 
 
 def _looks_like_formula(text: str) -> bool:
     """Starts (after any `'`s already there) like a formula and is not a plain number.
 
-    Counting the existing `'`s makes neutralising reversible: "'=x" becomes "''=x".
+    A formula sign counts after leading whitespace too (spaces, CR, LF, tab, no-break space),
+    and a tab or CR first counts whatever follows. Counting the existing `'`s makes
+    neutralising reversible: "'=x" becomes "''=x".
     """
     rest = text.lstrip("'")
-    return bool(rest) and rest[0] in _FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(rest)
+    if rest.startswith(_CONTROL_STARTS):
+        return True
+    body = rest.lstrip()
+    return bool(body) and body[0] in _FORMULA_SIGNS and not _PLAIN_NUMBER.fullmatch(body)
+
+
+def _quoted_csv(frame: pd.DataFrame) -> str:
+    """`frame` as CSV text, a cell quoted exactly when it holds a character in _NEEDS_QUOTES.
+
+    Pandas formats the cells (numbers as its `to_csv` does), every one quoted so they read
+    back exactly; the csv module's QUOTE_MINIMAL would leave a lone CR or a tab unquoted.
+    """
+    formatted = io.StringIO()
+    frame.to_csv(formatted, index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    lines = []
+    for record in csv.reader(io.StringIO(formatted.getvalue(), newline="")):
+        if record == [""]:
+            lines.append('""')  # a lone empty cell, not a blank line
+        else:
+            lines.append(",".join(_quoted(cell) for cell in record))
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _quoted(cell: str) -> str:
+    if _NEEDS_QUOTES.search(cell):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
 
 
 def _iso(moment: datetime | None) -> str:

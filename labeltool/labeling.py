@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from labeltool.categories import create_category
@@ -121,8 +121,12 @@ def toggle_tag(session: Session, *, example_pk: int, category_id: int, reviewer:
     ).rowcount
     if removed:
         return False
-    session.add(Tag(example_pk=example_pk, category_id=category_id, reviewer=reviewer))
-    session.flush()
+    # Nothing to delete: tag it. The same toggle from another tab may land at the same moment.
+    session.execute(
+        _insert_unless_present(session, Tag).values(
+            example_pk=example_pk, category_id=category_id, reviewer=reviewer, tagged_at=utcnow()
+        )
+    )
     _prefill_corrected_labels(session, category, [example_pk])
     return True
 
@@ -172,7 +176,7 @@ def set_tag(
     if new:
         now = utcnow()
         session.execute(
-            insert(Tag),
+            _insert_unless_present(session, Tag),
             [
                 {
                     "example_pk": pk,
@@ -244,7 +248,7 @@ def mark_reviewed(
     new = [pk for pk in pks if pk not in seen]
     if new:
         session.execute(
-            insert(Review),
+            _insert_unless_present(session, Review),
             [{"example_pk": pk, "reviewer": reviewer, "reviewed_at": now} for pk in new],
         )
     session.flush()
@@ -287,6 +291,20 @@ def category_from_confusion_pair(
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+#: The unique key of each table the labeling functions insert into.
+_UNIQUE_KEYS = {Tag: ("example_pk", "category_id", "reviewer"), Review: ("example_pk", "reviewer")}
+
+
+def _insert_unless_present(session: Session, model: type[Tag] | type[Review]):
+    """INSERT ... ON CONFLICT DO NOTHING on the model's unique key: a tag or review that another
+    transaction added since this one looked is left as it is instead of raising."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(model).on_conflict_do_nothing(index_elements=list(_UNIQUE_KEYS[model]))
 
 
 def _example(session: Session, pk: int) -> Example:

@@ -8,7 +8,8 @@ example_id is required; image, label, prediction and confidence are there for th
 are not imported (the predictions come from `labeltool import`).
 
 Each row counts as reviewed by its reviewers: `--reviewer` when given, else the row's
-`reviewer` cell split on ";", else "import". For those reviewers the row's tags become exactly
+`reviewer` cell split on ";" (`\\;` is a ";" inside a name, see labeltool.export), else
+"import". For those reviewers the row's tags become exactly
 its 1s (a 0 removes that reviewer's tag); other reviewers' tags are left alone. Every cell is
 checked before anything is written, so a bad file changes nothing.
 
@@ -23,7 +24,6 @@ so those already reviewed need re-review, as when a category is added on the Cat
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +33,16 @@ from sqlalchemy.orm import Session
 from labeltool.categories import create_category, list_categories, mark_reviewed_for_rereview
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownProject
-from labeltool.export import FIXED_COLUMNS, REVIEWER_SEPARATOR, restore_cell
+from labeltool.export import FIXED_COLUMNS, restore_cell, split_reviewers
 from labeltool.importing import read_table
+from labeltool.limits import (
+    MAX_CATEGORY_NAME,
+    MAX_EXAMPLE_ID,
+    MAX_REVIEWER,
+    check_name,
+    check_text,
+    shown,
+)
 from labeltool.models import Example, Project, Review, ReviewState, Tag, utcnow
 
 #: The reviewer recorded when neither --reviewer nor the row's reviewer cell names one.
@@ -43,7 +51,6 @@ DEFAULT_REVIEWER = "import"
 TRUE_CELLS = frozenset({"1", "true", "yes", "x"})
 FALSE_CELLS = frozenset({"", "0", "false", "no"})
 
-_UNNAMED = re.compile(r"^Unnamed: \d+$")  # what pandas calls a column with an empty header
 _CHUNK = 500
 
 
@@ -140,14 +147,26 @@ def import_tags(
     classes = set(project.class_names or ())
     rows = []
     seen: dict[str, int] = {}
+    # read_table keeps each row's place in the file (blank lines counted): header = row 1.
+    row_numbers = [int(i) + 2 for i in table.index]
+    if reviewer is None and "reviewer" in by_role and row_numbers:
+        _check_not_cut_in_reviewer(path, table, column=by_role["reviewer"], row=row_numbers[-1])
     for offset, record in enumerate(table.to_dict("records")):
-        row_number = offset + 2
+        row_number = row_numbers[offset]
         example_id = ids[offset]
         if not example_id:
             raise InvalidInput("is empty", file=file, row=row_number, column="example_id")
+        check_text(
+            example_id,
+            what="an example_id",
+            limit=MAX_EXAMPLE_ID,
+            file=file,
+            row=row_number,
+            column="example_id",
+        )
         if example_id in seen:
             raise InvalidInput(
-                f"example_id '{example_id}' appears twice in the file (first in row "
+                f"example_id {shown(example_id)} appears twice in the file (first in row "
                 f"{seen[example_id]})",
                 file=file,
                 row=row_number,
@@ -157,14 +176,14 @@ def import_tags(
         found = examples.get(example_id)
         if found is None:
             raise InvalidInput(
-                f"unknown example_id '{example_id}' (not in project '{project.name}')",
+                f"unknown example_id {shown(example_id)} (not in project '{project.name}')",
                 file=file,
                 row=row_number,
                 column="example_id",
             )
         if found.split != DEFAULT_SPLIT or not found.is_error:
             raise InvalidInput(
-                f"example '{example_id}' is not a misclassified dev example; only those are "
+                f"example {shown(example_id)} is not a misclassified dev example; only those are "
                 "reviewed",
                 file=file,
                 row=row_number,
@@ -179,7 +198,7 @@ def import_tags(
             corrected = str(record[by_role["corrected_label"]]).strip() or None
             if corrected is not None and corrected not in classes:
                 raise InvalidInput(
-                    f"unknown label '{corrected}' (known classes: "
+                    f"unknown label {shown(corrected)} (known classes: "
                     f"{', '.join(project.class_names or ())})",
                     file=file,
                     row=row_number,
@@ -192,7 +211,7 @@ def import_tags(
             reviewers = sorted(
                 {
                     _clean_reviewer(name, file=file, row=row_number)
-                    for name in cell.split(REVIEWER_SEPARATOR)
+                    for name in split_reviewers(cell)
                     if name.strip()
                 }
             ) or [DEFAULT_REVIEWER]
@@ -230,25 +249,21 @@ def import_tags(
 
 
 def _check_header(table, *, file: str) -> list[str]:
-    """The header's columns, without unnamed empty ones; InvalidInput if it cannot be read."""
-    columns = []
-    for column in table.columns:
-        if _UNNAMED.match(column):
-            if (table[column].astype(str).str.strip() != "").any():
-                number = int(column.split(":")[1]) + 1
-                raise InvalidInput(
-                    f"column {number} has values but no name in the header", file=file, row=1
-                )
-            continue  # an empty trailing column, as spreadsheets sometimes save
-        columns.append(column)
+    """The header's columns (read_table has dropped empty unnamed ones and refused named ones
+    with values); InvalidInput if a name breaks the limits or repeats."""
+    columns = list(table.columns)
     folded = [_name(c).casefold() for c in columns]
     for column, key in zip(columns, folded, strict=True):
         if not key:
             raise InvalidInput("a column has an empty name in the header", file=file, row=1)
-        if len(key) > 100:
-            raise InvalidInput(
-                "a category name has at most 100 characters", file=file, row=1, column=column
-            )
+        check_name(
+            column,
+            what="a category name",
+            limit=MAX_CATEGORY_NAME,
+            file=file,
+            row=1,
+            column=shown(column)[1:-1],
+        )
         if folded.count(key) > 1:
             raise InvalidInput(
                 "appears more than once in the header", file=file, row=1, column=column
@@ -261,6 +276,28 @@ def _check_header(table, *, file: str) -> list[str]:
             column="example_id",
         )
     return columns
+
+
+def _check_not_cut_in_reviewer(path: Path, table, *, column: str, row: int) -> None:
+    """Refuse a CSV that ends right after the comma before the last row's reviewer cell,
+    with no line break: the row looks whole but was cut, and its empty cell would read as
+    "no reviewer named" and be recorded as DEFAULT_REVIEWER."""
+    if table.columns[-1] != column or path.suffix.lower() in (".parquet", ".pq"):
+        return
+    if str(table[column].iloc[-1]).strip():
+        return
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(handle.tell() - 1, 0))
+        last = handle.read(1)
+    if last not in (b"\n", b"\r"):
+        raise InvalidInput(
+            "is empty and the file ends right after it with no line break: was the file cut "
+            "short? End the file with a line break, or name the reviewer",
+            file=path.name,
+            row=row,
+            column="reviewer",
+        )
 
 
 def _name(column: str) -> str:
@@ -314,7 +351,7 @@ def _flag(value, *, file: str, row: int, column: str) -> bool:
     if text in FALSE_CELLS:
         return False
     raise InvalidInput(
-        f"'{value}' is not 0 or 1 (also accepted: blank, true/false, yes/no, x)",
+        f"{shown(value)} is not 0 or 1 (also accepted: blank, true/false, yes/no, x)",
         file=file,
         row=row,
         column=column,
@@ -322,16 +359,14 @@ def _flag(value, *, file: str, row: int, column: str) -> bool:
 
 
 def _clean_reviewer(name: str, *, file: str | None, row: int | None) -> str:
-    cleaned = " ".join(str(name).split())
-    if not cleaned:
-        raise InvalidInput(
-            "a reviewer needs a name", file=file, row=row, column="reviewer" if file else None
-        )
-    if len(cleaned) > 100:
-        raise InvalidInput(
-            "a reviewer name has at most 100 characters", file=file, row=row, column="reviewer"
-        )
-    return cleaned
+    return check_name(
+        name,
+        what="a reviewer name",
+        limit=MAX_REVIEWER,
+        file=file,
+        row=row,
+        column="reviewer" if file else None,
+    )
 
 
 def _write_rows(
