@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import streamlit as st
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app_pages.text import plain
@@ -55,16 +56,28 @@ def transaction() -> Iterator[Session]:
         yield session
 
 
+#: Shown when the database refused a write that our own checks let through.
+DATABASE_REFUSED = (
+    "Nothing was saved: someone else changed this at the same moment (or the database was "
+    "busy). Try again."
+)
+
+
 def action(function: Callable[..., object], *, success: str | None = None, **kwargs) -> object:
     """Run `function(session, **kwargs)` in one transaction (for widget callbacks).
 
-    A LabeltoolError is kept and shown as st.error on the rerun, so nothing half-done stays.
+    A refused write is kept and shown as st.error on the rerun, never as a traceback, and the
+    transaction is rolled back so nothing half-done stays: a LabeltoolError says why; a write
+    the database refused (another reviewer's change got in first, or it was busy) asks to retry.
     """
     try:
         with transaction() as session:
             result = function(session, **kwargs)
     except LabeltoolError as exc:
         st.session_state[FLASH_KEY] = ("error", str(exc))
+        return None
+    except (IntegrityError, OperationalError):
+        st.session_state[FLASH_KEY] = ("error", DATABASE_REFUSED)
         return None
     if success:
         st.session_state[FLASH_KEY] = ("success", success)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labeltool.errors import InvalidInput, UnsafePath
+from labeltool.images import unusable_name
 from labeltool.importing import (
     natural_order,  # the importer's class order
     safe_image_path,
@@ -190,7 +191,9 @@ class Manifest:
                 image = None
             if image is not None:
                 candidate = os.path.join(self.root, image)
-                if not os.path.isfile(candidate):
+                if reason := unusable_name(candidate):
+                    note(row, "image", f"image file cannot be read: {reason}")
+                elif not os.path.isfile(candidate):
                     note(row, "image", f"image file not found: '{candidate}'")
                 elif not _inside(str(self.root), candidate):
                     message = f"image '{image}' is a link that leads out of '{self.root}'"

@@ -351,14 +351,18 @@ def _numbers(table: pd.DataFrame, column: str, file: str, row_numbers: pd.Series
 
 
 def _check_image_files(images: list[str], *, root: Path, file: str, row_numbers: list[int]):
+    from labeltool.images import check_image, unusable_name  # labeltool.images imports us
+
     missing, escaping, unreadable = [], [], {}
     for position, image in enumerate(images):
         candidate = root / image
-        if not candidate.is_file():
+        if reason := unusable_name(candidate):
+            unreadable[position] = reason
+        elif not candidate.is_file():
             missing.append(position)
         elif not candidate.resolve().is_relative_to(root):
             escaping.append(position)  # a symlink that leads out of the images root
-        elif reason := _unreadable_image(candidate):
+        elif reason := check_image(candidate):
             unreadable[position] = reason
     if escaping:
         first = escaping[0]
@@ -387,22 +391,6 @@ def _check_image_files(images: list[str], *, root: Path, file: str, row_numbers:
             column="image",
             more=len(unreadable) - 1,
         )
-
-
-def _unreadable_image(path: Path) -> str | None:
-    """Why the image cannot be opened (permissions, not an image), or None if it can.
-
-    Only the header is read, so checking every image of a large dev set stays cheap.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path):
-            return None
-    except UnidentifiedImageError:
-        return "not an image file PIL can read"
-    except OSError as exc:
-        return exc.strerror or str(exc)
 
 
 def _upsert(

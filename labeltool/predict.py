@@ -32,6 +32,7 @@ from labeltool.architectures import Architecture, get_architecture
 from labeltool.config import SPLITS
 from labeltool.datasets import ImageFolder, ImageRecord, Manifest
 from labeltool.errors import InvalidInput, ModelLoadError
+from labeltool.images import ImageUnavailable, open_image
 from labeltool.importing import PROB_PREFIX, Progress
 
 #: The extra file a TorchScript archive may carry to name its architecture and classes.
@@ -460,15 +461,14 @@ def _class_count_mismatch(model: LoadedModel, outputs: int, classes: list[str]) 
 def _batches(architecture: Architecture, dataset, batch_size: int):
     """Yield (records, stacked input tensor), reading each image from disk as it is needed."""
     import torch
-    from PIL import Image
 
     records, tensors = [], []
     for record in dataset:
         try:
-            with Image.open(os.path.join(dataset.root, record.image)) as image:
+            with open_image(os.path.join(dataset.root, record.image)) as image:
                 image.load()
                 tensors.append(architecture.preprocess(image))
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        except (ImageUnavailable, OSError, SyntaxError, ValueError, EOFError) as exc:
             reason = str(exc).strip() or type(exc).__name__
             raise dataset.problem(record, f"cannot read image '{record.image}': {reason}") from None
         records.append(record)

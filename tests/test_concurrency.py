@@ -234,3 +234,43 @@ def _keys(db: Database) -> list[str]:
 def _tag_count(db: Database) -> int:
     with db.begin() as session:
         return session.scalar(select(func.count()).select_from(Tag))
+
+
+def test_a_write_the_database_refuses_is_shown_as_an_error_not_a_traceback(
+    sqlite_db: Database, monkeypatch
+) -> None:
+    """A page action whose write the database refuses (here a project name taken meanwhile)
+    shows the "someone else changed this" error on screen, with no exception and no row."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from labeltool.config import DB_ENV_VAR
+
+    _add_project(sqlite_db)
+    monkeypatch.setenv(DB_ENV_VAR, sqlite_db.engine.url.render_as_string(hide_password=False))
+    st.cache_resource.clear()
+
+    def page() -> None:
+        import streamlit as st
+
+        from app_pages.common import action, show_flash
+        from labeltool.models import Project
+
+        def add_taken_project(session) -> None:
+            session.add(Project(name="run1", class_names=["cat"], images_root="/data"))
+            session.flush()
+
+        st.button("Add", key="add", on_click=lambda: action(add_taken_project))
+        show_flash()
+
+    app = AppTest.from_function(page, default_timeout=30).run()
+    app.button(key="add").click().run()
+    st.cache_resource.clear()
+
+    assert not app.exception, app.exception
+    assert [e.value for e in app.error] == [
+        "Nothing was saved: someone else changed this at the same moment (or the database was "
+        "busy). Try again."
+    ]
+    with sqlite_db.begin() as session:
+        assert session.scalar(select(func.count()).select_from(Project)) == 1

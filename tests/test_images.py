@@ -1,17 +1,25 @@
 """Images: only files under the images root are opened, unreadable ones are reported by path,
-and small images are enlarged by a whole factor with no smoothing."""
+decompression bombs and impossible file names are refused with a reason (at import and on
+the page), and small images are enlarged by a whole factor with no smoothing."""
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from app_pages.common import image_png
+from labeltool.db import Database
+from labeltool.errors import InvalidInput
 from labeltool.images import ImageUnavailable, display_png, load_image, upscale
+from labeltool.importing import import_predictions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LONG_NAME = "n" * 300 + ".png"
 
 
 @pytest.fixture
@@ -131,7 +139,112 @@ def test_display_png_passes_on_an_unavailable_image(root: Path) -> None:
         display_png(root, "digits/none.png")
 
 
+def test_upscale_stops_at_the_display_limit_on_the_longer_side() -> None:
+    """A 1 x 3000 strip is not enlarged 320 times for a 320-pixel shorter side: its longer
+    side stays within 4096 pixels."""
+    strip = Image.new("L", (1, 3000))
+
+    assert upscale(strip, min_side=320).size == (1, 3000)
+    assert upscale(Image.new("L", (1, 2000)), min_side=320).size == (2, 4000)
+
+
+# --- hostile images ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("side", "pixels"), [(9_000, "81,000,000"), (20_000, "400,000,000")], ids=["warned", "raised"]
+)
+def test_a_decompression_bomb_is_refused_by_its_size(root: Path, side: int, pixels: str) -> None:
+    """A PNG of a few hundred KB that decodes to more than 8192 x 8192 pixels is refused with
+    its pixel count, whether Pillow would only warn (81 MP) or raise (400 MP)."""
+    bomb = _bomb_png(root / "bomb.png", side)
+    assert bomb.stat().st_size < 1_000_000
+
+    with pytest.raises(ImageUnavailable) as caught:
+        load_image(root, "bomb.png")
+
+    assert str(caught.value) == (
+        f"image file cannot be read: {bomb.resolve()} ({pixels} pixels, more than the "
+        "67,108,864 (8192 x 8192) labeltool opens; a decompression bomb?)"
+    )
+
+
+def test_the_page_shows_a_reason_for_a_bomb_and_a_long_name(root: Path) -> None:
+    """image_png, which the pages draw as "🚫 reason", returns the reason as text for a bomb
+    and for a name no file system can hold, instead of raising."""
+    _bomb_png(root / "bomb.png", 20_000)
+
+    assert "decompression bomb?" in image_png(str(root), "bomb.png", 64)
+    assert "is 304 bytes long; file systems allow 255" in image_png(str(root), LONG_NAME, 64)
+
+
+def test_a_file_name_over_255_bytes_is_refused_with_a_reason(root: Path) -> None:
+    """An image name longer than a file system allows is an ImageUnavailable saying so, not an
+    OSError from the system call."""
+    with pytest.raises(ImageUnavailable) as caught:
+        load_image(root, f"digits/{LONG_NAME}")
+
+    assert f"the file name '{'n' * 40}…' is 304 bytes long; file systems allow 255" in str(
+        caught.value
+    )
+
+
+def test_import_refuses_a_bomb_naming_row_and_column(db: Database, root: Path) -> None:
+    """Importing predictions whose image is a decompression bomb is refused at its row and
+    the image column, and nothing is stored."""
+    _bomb_png(root / "bomb.png", 20_000)
+    path = _predictions(root, "digits/seven.png", "bomb.png")
+
+    with db.begin() as session, pytest.raises(InvalidInput) as caught:
+        import_predictions(session, path, project="p", images_root=root)
+
+    assert (caught.value.row, caught.value.column) == (3, "image")
+    assert "400,000,000 pixels, more than the 67,108,864" in str(caught.value)
+
+
+def test_import_refuses_a_file_name_over_255_bytes_naming_row_and_column(
+    db: Database, root: Path
+) -> None:
+    """A predictions row whose image name no file system can hold is refused at its row and
+    the image column."""
+    path = _predictions(root, LONG_NAME, "digits/seven.png")
+
+    with db.begin() as session, pytest.raises(InvalidInput) as caught:
+        import_predictions(session, path, project="p", images_root=root)
+
+    assert (caught.value.row, caught.value.column) == (2, "image")
+    assert "is 304 bytes long; file systems allow 255" in str(caught.value)
+
+
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _bomb_png(path: Path, side: int) -> Path:
+    """Write a black side x side greyscale PNG, compressed row by row so the test never holds
+    the image in memory (400 MB of pixels fit in about 400 KB)."""
+    packer = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte 0, then `side` black pixels
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(
+        PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def _predictions(root: Path, *images: str) -> Path:
+    """A predictions CSV in `root` with one row per image, each labelled 7 and predicted 1."""
+    path = root / "predictions.csv"
+    lines = ["example_id,image,label,prediction"]
+    lines += [f"ex{i},{image},7,1" for i, image in enumerate(images)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _digit() -> Image.Image:

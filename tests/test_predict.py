@@ -6,6 +6,8 @@ import csv
 import json
 import pickle
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import click
@@ -275,6 +277,34 @@ def test_corrupt_image_in_folder_names_the_file(digit_folder, sample_model):
         list(predict(sample_model, ImageFolder(digit_folder, class_names=DIGITS)))
 
 
+def test_a_decompression_bomb_in_a_manifest_stops_the_run_by_row(
+    tmp_path, small_manifest, sample_model
+):
+    """A manifest image of 9000 x 9000 pixels (a ~100 KB PNG) is refused by its row and column
+    before it is decoded, where Pillow alone would only warn and decode 81 MB."""
+    rows = _rows(small_manifest)
+    _black_png(tmp_path / rows[2]["image"], 9_000)
+    with pytest.raises(InvalidInput) as caught:
+        list(predict(sample_model, Manifest(small_manifest), batch_size=8))
+    assert (caught.value.file, caught.value.row, caught.value.column) == (
+        "manifest.csv",
+        4,
+        "image",
+    )
+    assert "81,000,000 pixels, more than the 67,108,864" in str(caught.value)
+
+
+def test_a_manifest_image_name_over_255_bytes_is_refused_by_row(tmp_path, small_manifest):
+    """A manifest row whose image name no file system can hold is named by row and column,
+    with the reason, not reported as a missing file."""
+    rows = _rows(small_manifest)
+    _write(small_manifest, [*rows[:3], {"image": "images/" + "n" * 300 + ".png", "label": "1"}])
+    with pytest.raises(InvalidInput) as caught:
+        Manifest(small_manifest)
+    assert (caught.value.row, caught.value.column) == (5, "image")
+    assert "is 304 bytes long; file systems allow 255" in str(caught.value)
+
+
 def test_manifest_refuses_escaping_paths_and_unknown_labels(tmp_path, small_manifest):
     """Paths leaving the manifest's folder and labels outside the classes are named by row."""
     rows = _rows(small_manifest)
@@ -380,3 +410,19 @@ def _write(path: Path, rows: list[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def _black_png(path: Path, side: int) -> None:
+    """Write a black side x side greyscale PNG row by row, never holding its pixels."""
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(bytes(side + 1)) for _ in range(side)) + packer.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    signature = b"\x89PNG\r\n\x1a\n"
+    path.write_bytes(
+        signature + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
