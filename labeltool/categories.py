@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from labeltool.errors import DuplicateCategory, InvalidInput, UnknownCategory
+from labeltool.limits import MAX_CATEGORY_NAME, check_name, control_character, shown
 from labeltool.models import Category, Example, ReviewState
 
 #: Tableau 10: distinct, colour-blind-friendlier defaults, handed out in order.
@@ -190,23 +191,50 @@ def load_categories_file(
     """Create the categories listed in a CSV (`name[,description,shortcut,colour]`) if missing.
 
     Categories that already exist are left as they are, so loading the file is idempotent.
+    Every row is checked before the first category is created.
     """
     from labeltool.importing import read_table
 
     path = Path(path)
+    file = path.name
     table = read_table(path)
     if "name" not in table.columns:
-        raise InvalidInput("required column is missing", file=path.name, row=1, column="name")
+        raise InvalidInput("required column is missing", file=file, row=1, column="name")
+    wanted = []
+    # read_table keeps each row's place in the file (blank lines counted): header = row 1.
+    for index, record in zip(table.index, table.to_dict("records"), strict=True):
+        row = int(index) + 2
+        raw = str(record.get("name", ""))
+        if not raw.strip():
+            raise InvalidInput("is empty", file=file, row=row, column="name")
+        # Spaces collapsed as create_category does, so the existing-name check matches.
+        name = check_name(
+            raw, what="a category name", limit=MAX_CATEGORY_NAME, file=file, row=row, column="name"
+        )
+        shortcut = str(record.get("shortcut", "") or "").strip() or None
+        if shortcut is not None:
+            if len(shortcut) != 1 or control_character(shortcut):
+                raise InvalidInput(
+                    f"shortcut {shown(shortcut)} must be one letter or digit", file=file, row=row
+                )
+            try:
+                _check_key(shortcut, set())
+            except InvalidInput as exc:
+                raise InvalidInput(exc.reason, file=file, row=row) from None
+        colour = str(record.get("colour", "") or "").strip() or None
+        if colour is not None and not _COLOUR.match(colour):
+            raise InvalidInput(
+                f"colour {shown(colour)} is not of the form #rrggbb", file=file, row=row
+            )
+        description = str(record.get("description", "") or "")
+        wanted.append((row, name, description, shortcut, colour))
+
     existing = {
         c.name.lower()
         for c in list_categories(session, project_id=project_id, include_archived=True)
     }
     created = []
-    for offset, record in enumerate(table.to_dict("records")):
-        # Spaces collapsed as create_category does, so the existing-name check matches.
-        name = " ".join(str(record.get("name", "")).split())
-        if not name:
-            raise InvalidInput("is empty", file=path.name, row=offset + 2, column="name")
+    for row, name, description, shortcut, colour in wanted:
         if name.lower() in existing:
             continue
         try:
@@ -215,13 +243,14 @@ def load_categories_file(
                     session,
                     project_id=project_id,
                     name=name,
-                    description=str(record.get("description", "") or ""),
-                    shortcut=str(record.get("shortcut", "") or "") or None,
-                    colour=str(record.get("colour", "") or "") or None,
+                    description=description,
+                    shortcut=shortcut,
+                    colour=colour,
                 )
             )
         except (InvalidInput, DuplicateCategory) as exc:
-            raise InvalidInput(str(exc), file=path.name, row=offset + 2) from None
+            # The checks above leave only a key another category already uses.
+            raise InvalidInput(str(exc), file=file, row=row) from None
         existing.add(name.lower())
     return created
 
@@ -230,12 +259,7 @@ def load_categories_file(
 
 
 def _clean_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not name:
-        raise InvalidInput("a category needs a name")
-    if len(name) > 100:
-        raise InvalidInput("a category name has at most 100 characters")
-    return name
+    return check_name(name, what="a category name", limit=MAX_CATEGORY_NAME)
 
 
 def _check_key(key: str, taken: set[str]) -> str:
@@ -249,6 +273,7 @@ def _check_key(key: str, taken: set[str]) -> str:
     if key in taken:
         raise DuplicateCategory(f"key '{key}' already toggles another category")
     return key
+
 
 class _KeyTaken(DuplicateCategory):
     """The schema refused a second live category with the same key."""

@@ -98,6 +98,13 @@ def cli(ctx: click.Context, db: str | None) -> None:
     is_flag=True,
     help="Import rows whose image file is missing instead of refusing the file.",
 )
+@click.option(
+    "--replace-classes",
+    is_flag=True,
+    help="Let the file's prob_ columns (or --classes) replace an existing project's class "
+    "list. Without it, a file whose classes differ from the project's is refused (new "
+    "classes may still be added after the project's own).",
+)
 @click.pass_obj
 def import_command(
     state: _State,
@@ -107,6 +114,7 @@ def import_command(
     classes: str | None,
     categories_file: Path | None,
     allow_missing_images: bool,
+    replace_classes: bool,
 ) -> None:
     """Import a predictions file (CSV or Parquet) into a project, all or nothing.
 
@@ -125,6 +133,7 @@ def import_command(
             images_root=images_root,
             class_names=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
             check_images=not allow_missing_images,
+            replace_classes=replace_classes,
             progress=progress,
         )
         created = []

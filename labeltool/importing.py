@@ -26,6 +26,16 @@ from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT, SPLITS
 from labeltool.errors import InvalidInput, UnsafePath
+from labeltool.limits import (
+    MAX_CELL,
+    MAX_EXAMPLE_ID,
+    MAX_HEADER_CELL,
+    MAX_LABEL,
+    MAX_PROJECT_NAME,
+    check_text,
+    control_character,
+    shown,
+)
 from labeltool.models import Example, Project
 from labeltool.projects import dev_error_rate
 
@@ -73,14 +83,22 @@ def import_predictions(
     images_root: str | os.PathLike[str] | None = None,
     class_names: Sequence[str] | None = None,
     check_images: bool = True,
+    replace_classes: bool = False,
     progress: Progress | None = None,
 ) -> ImportSummary:
     """Read `path`, validate every row, then create or update `project` and its examples.
 
     Nothing is written unless every row is valid; the caller's transaction makes the write
-    itself all or nothing.
+    itself all or nothing. An existing project keeps its class list (new classes may be added
+    after it); a file or `class_names` that would change it is refused unless
+    `replace_classes` says the change is meant.
     """
     path = Path(path)
+    check_text(project, what="a project name", limit=MAX_PROJECT_NAME)
+    explicit = [
+        check_text(c, what="a class name", limit=MAX_LABEL, file=path.name)
+        for c in class_names or ()
+    ]
     root = Path(images_root) if images_root is not None else path.resolve().parent
     if not root.is_dir():
         raise InvalidInput(f"images root '{root}' is not a folder", file=str(path))
@@ -92,10 +110,12 @@ def import_predictions(
         table,
         file=path.name,
         root=root,
-        explicit_classes=list(class_names) if class_names else None,
+        explicit_classes=explicit or None,
         project_classes=existing_project.class_names if existing_project else None,
         check_images=check_images,
     )
+    if existing_project is not None and not replace_classes:
+        _check_classes_kept(existing_project, classes, file=path.name, from_columns=not explicit)
 
     if existing_project is None:
         existing_project = Project(name=project, class_names=classes, images_root=str(root))
@@ -127,8 +147,10 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
+            frame = frame.reset_index(drop=True)
             frame = frame.astype(object).where(frame.notna(), "")
             frame = frame.map(_cell_text)
+            _check_cells(frame, file=path.name)
         else:
             frame = pd.read_csv(
                 path,
@@ -148,8 +170,9 @@ def read_table(path: Path) -> pd.DataFrame:
                     file=path.name,
                     row=2,
                 )
-            frame.columns = _csv_header(path, frame.columns)
             frame = frame.fillna("")
+            _check_cells(frame, file=path.name)
+            frame.columns = _csv_header(path, frame.columns)
             frame = frame[~(frame == "").all(axis=1)]
     except UnicodeDecodeError as exc:
         row, column = _where_not_utf8(path)
@@ -167,7 +190,7 @@ def read_table(path: Path) -> pd.DataFrame:
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"cannot read the file: {exc}", file=path.name) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return _drop_unnamed_columns(frame, file=path.name)
 
 
 def shuffle_key(example_id: str) -> int:
@@ -178,20 +201,20 @@ def shuffle_key(example_id: str) -> int:
 
 def safe_image_path(image: str) -> str:
     """Normalise `image` to a relative forward-slash path, or raise ValueError if it escapes."""
-    if "\x00" in image:
-        raise ValueError("contains a NUL character")
+    if bad := control_character(image):
+        raise ValueError(f"cannot hold the control character {bad}")
     cleaned = image.strip().replace("\\", "/")
     if not cleaned:
         raise ValueError("is empty")
     pure = PurePosixPath(cleaned)
     if pure.is_absolute() or (len(cleaned) > 1 and cleaned[1] == ":"):
-        raise ValueError(f"'{image}' is an absolute path; give it relative to the images root")
+        raise ValueError(f"{shown(image)} is an absolute path; give it relative to the images root")
     parts = [p for p in pure.parts if p not in ("", ".")]
     depth = 0
     for part in parts:
         depth += -1 if part == ".." else 1
         if depth < 0:
-            raise ValueError(f"'{image}' points outside the images root")
+            raise ValueError(f"{shown(image)} points outside the images root")
     return os.path.normpath("/".join(parts)).replace(os.sep, "/")
 
 
@@ -201,6 +224,31 @@ def natural_order(name: str):
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+def _check_classes_kept(project: Project, classes: list[str], *, file: str, from_columns: bool):
+    """Refuse a class list that is not the project's own, extended at most at its end."""
+    old = list(project.class_names or ())
+    if not old or classes[: len(old)] == old:
+        return
+    differs = next(
+        (i for i, (a, b) in enumerate(zip(old, classes, strict=False)) if a != b),
+        min(len(old), len(classes)),
+    )
+    raise InvalidInput(
+        f"the classes ({_listed(classes)}) would replace project '{project.name}''s classes "
+        f"({_listed(old)}); import with --replace-classes if that is meant",
+        file=file,
+        row=1 if from_columns else None,
+        column=(
+            PROB_PREFIX + classes[differs] if from_columns and differs < len(classes) else None
+        ),
+    )
+
+
+def _listed(names: list[str], most: int = 10) -> str:
+    shown_names = ", ".join(names[:most])
+    return shown_names + (f", … ({len(names)} in all)" if len(names) > most else "")
 
 
 def _validate(
@@ -247,15 +295,44 @@ def _validate(
                 more=len(bad) - 1,
             )
 
+    for column in prob_columns:
+        check_text(
+            column[len(PROB_PREFIX) :],
+            what="a class name",
+            limit=MAX_LABEL,
+            file=file,
+            row=1,
+            column=shown(column)[1:-1],
+        )
     text = {c: table[c].astype(str).str.strip() for c in REQUIRED_COLUMNS}
     for column in REQUIRED_COLUMNS:
         fail(text[column] == "", column, lambda _i: "is empty")
+    for column, limit in (
+        ("example_id", MAX_EXAMPLE_ID),
+        ("label", MAX_LABEL),
+        ("prediction", MAX_LABEL),
+    ):
+        fail(
+            text[column].map(lambda v: control_character(v) is not None).astype(bool),
+            column,
+            lambda i, c=column: (
+                f"cannot hold the control character {control_character(text[c][i])} "
+                f"({shown(text[c][i])})"
+            ),
+        )
+        fail(
+            text[column].str.len() > limit,
+            column,
+            lambda i, c=column, n=limit: (
+                f"has at most {n} characters, not {len(text[c][i]):,} ({shown(text[c][i])})"
+            ),
+        )
 
     repeated = text["example_id"].duplicated(keep="first")
     fail(
         repeated,
         "example_id",
-        lambda i: f"example_id '{text['example_id'][i]}' appears twice in the file",
+        lambda i: f"example_id {shown(text['example_id'][i])} appears twice in the file",
     )
 
     # Class names: prob_ columns, then --classes, then what the file (and project) hold.
@@ -267,7 +344,7 @@ def _validate(
                 ~text[column].isin(known_set),
                 column,
                 lambda i, c=column: (
-                    f"unknown label '{text[c][i]}' (known classes: {', '.join(known)})"
+                    f"unknown label {shown(text[c][i])} (known classes: {_listed(known)})"
                 ),
             )
         classes = list(known)
@@ -287,7 +364,7 @@ def _validate(
         fail(
             ~split.isin(SPLITS),
             "split",
-            lambda i: f"unknown split '{split[i]}' (use one of: {', '.join(SPLITS)})",
+            lambda i: f"unknown split {shown(split[i])} (use one of: {', '.join(SPLITS)})",
         )
     else:
         split = pd.Series(DEFAULT_SPLIT, index=table.index)
@@ -341,7 +418,7 @@ def _numbers(table: pd.DataFrame, column: str, file: str, row_numbers: pd.Series
     if bad.any():
         first = bad[bad].index[0]
         raise InvalidInput(
-            f"'{raw[first]}' is not a probability between 0 and 1",
+            f"{shown(raw[first])} is not a probability between 0 and 1",
             file=file,
             row=int(row_numbers[first]),
             column=column,
@@ -442,13 +519,93 @@ def _differs(old, new) -> bool:
     return old != new
 
 
+def _check_cells(frame: pd.DataFrame, *, file: str) -> None:
+    """Refuse a header cell or cell over the size limits, a control character in the header,
+    or a NUL anywhere (PostgreSQL cannot store it): before anything else reads the cells."""
+    for position, column in enumerate(frame.columns, start=1):
+        name = str(column)
+        if len(name) > MAX_HEADER_CELL:
+            raise InvalidInput(
+                f"the header cell of column {_column_letters(position)} has {len(name):,} "
+                f"characters; a column name has at most {MAX_HEADER_CELL:,}",
+                file=file,
+                row=1,
+                column=shown(name)[1:-1],
+            )
+        if bad := control_character(name):
+            raise InvalidInput(
+                f"a column name cannot hold the control character {bad}",
+                file=file,
+                row=1,
+                column=shown(name)[1:-1],
+            )
+    for position in range(frame.shape[1]):
+        cells = frame.iloc[:, position].astype(str)
+        name = shown(frame.columns[position])[1:-1]
+        for mask, reason in (
+            (cells.str.len() > MAX_CELL, f"a cell has at most {MAX_CELL:,} characters"),
+            (cells.str.contains("\x00", regex=False), "a cell cannot hold a NUL character"),
+        ):
+            if mask.any():
+                bad = mask[mask].index
+                raise InvalidInput(
+                    reason, file=file, row=int(bad[0]) + 2, column=name, more=len(bad) - 1
+                )
+
+
 def _csv_header(path: Path, parsed: pd.Index) -> list[str]:
-    """The header as written: pandas renames a repeated column ("label" -> "label.1")."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        header = next(csv.reader(handle), [])
+    """The header as written ("" for an empty cell), after checking that no row has fewer
+    fields than the header: pandas fills them in silently, so a file cut short in its last
+    row would import with the missing cells empty.
+
+    Pandas renames a repeated column ("label" -> "label.1") and an empty one ("Unnamed: 3").
+    """
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            for offset, record in enumerate(reader):
+                if 0 < len(record) < len(header):
+                    missing = header[len(record)].strip() or _column_letters(len(record) + 1)
+                    raise InvalidInput(
+                        f"is empty: the row stops after {len(record)} of the header's "
+                        f"{len(header)} fields (was the file cut short?)",
+                        file=path.name,
+                        row=offset + 2,
+                        column=shown(missing)[1:-1],
+                    )
+    except csv.Error as exc:
+        raise InvalidInput(f"malformed CSV: {exc}", file=path.name) from None
     if len(header) != len(parsed):
         return [str(c) for c in parsed]
-    return [name.strip() or str(fallback) for name, fallback in zip(header, parsed, strict=True)]
+    return [name.strip() for name in header]
+
+
+def _drop_unnamed_columns(frame: pd.DataFrame, *, file: str) -> pd.DataFrame:
+    """Drop columns with an empty header and no values (a spreadsheet's trailing comma);
+    refuse one with values, whose meaning nobody wrote down."""
+    keep = []
+    for position, column in enumerate(frame.columns):
+        if column:
+            keep.append(position)
+            continue
+        cells = frame.iloc[:, position].astype(str).str.strip() != ""
+        if cells.any():
+            raise InvalidInput(
+                f"column {position + 1} has values but no name in the header",
+                file=file,
+                row=1,
+            )
+    return frame if len(keep) == frame.shape[1] else frame.iloc[:, keep]
+
+
+def _column_letters(position: int) -> str:
+    """A spreadsheet's name for the 1-based column `position`: 1 -> A, 27 -> AA."""
+    letters = ""
+    while position:
+        position, remainder = divmod(position - 1, 26)
+        letters = chr(ord("A") + remainder) + letters
+    return letters
 
 
 def _where_not_utf8(path: Path) -> tuple[int | None, str | None]:

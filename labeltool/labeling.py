@@ -323,12 +323,11 @@ def _check_same_project(session: Session, example_pk: int, category_id: int) -> 
 
 
 def _reviewer(reviewer: str) -> str:
-    reviewer = " ".join((reviewer or "").split())
-    if not reviewer:
+    from labeltool.limits import MAX_REVIEWER, check_name
+
+    if not (reviewer or "").strip():
         raise InvalidInput("enter a reviewer name first: every tag records who made it")
-    if len(reviewer) > 100:
-        raise InvalidInput("a reviewer name has at most 100 characters")
-    return reviewer
+    return check_name(reviewer, what="a reviewer name", limit=MAX_REVIEWER)
 
 
 def _view(example: Example, tags: dict[str, set[int]]) -> ExampleView:
