@@ -1,4 +1,8 @@
-"""Projects: each project's dev error at a glance, and importing a predictions file."""
+"""Projects: each project's dev error at a glance, and importing a predictions file.
+
+The page reads files of this machine only inside the operator's import folder
+($LABELTOOL_IMPORT_ROOT, see labeltool.import_folder); without one it imports nothing.
+"""
 
 import tempfile
 from pathlib import Path
@@ -6,8 +10,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import SELECT_PROJECT_KEY, show_flash, transaction
+from app_pages.common import SELECT_PROJECT_KEY, database, show_flash, transaction
+from labeltool.config import IMPORT_ROOT_ENV_VAR, database_file, import_root
 from labeltool.errors import LabeltoolError
+from labeltool.import_folder import images_folder, predictions_file
 from labeltool.importing import import_predictions
 from labeltool.projects import delete_project, dev_error_rate, list_projects
 
@@ -37,55 +43,82 @@ if rows:
     )
 
 st.subheader("Import predictions")
-st.caption(
-    "A CSV or Parquet file with columns `example_id, image, label, prediction` and optional "
-    "`confidence`, `prob_<class>`, `split`. Image paths are relative to the images root, a "
-    "folder on the machine running labeltool. Re-importing updates changed predictions."
-)
-with st.form("import_form"):
-    name = st.text_input("Project name", key="import_project")
-    upload = st.file_uploader("Predictions file", type=["csv", "parquet"], key="import_upload")
-    server_path = st.text_input("…or its path on this machine", key="import_path")
-    images_root = st.text_input(
-        "Images root (folder on this machine)",
-        key="import_root",
-        help="Default: the predictions file's folder",
+root = import_root()
+if root is None:
+    st.info(
+        "Importing from the browser is off on this server: predictions name image files on this "
+        "machine, and the web page reads files of this machine only inside an import folder "
+        f"that the operator sets with `{IMPORT_ROOT_ENV_VAR}`. On the machine itself, import "
+        "with `labeltool import predictions.csv --project NAME --images-root DIR`.",
+        icon="ℹ️",
     )
-    submitted = st.form_submit_button("Import", type="primary")
+else:
+    st.caption(
+        "A CSV or Parquet file with columns `example_id, image, label, prediction` and optional "
+        "`confidence`, `prob_<class>`, `split`. Upload it, or give its path in the import "
+        f"folder `{root}`. Image paths are relative to the images root, a folder inside the "
+        "import folder. Re-importing updates changed predictions."
+    )
+    with st.form("import_form"):
+        name = st.text_input("Project name", key="import_project")
+        upload = st.file_uploader("Predictions file", type=["csv", "parquet"], key="import_upload")
+        server_path = st.text_input(
+            "…or its path in the import folder",
+            key="import_path",
+            help=f"Relative to {root} (or an absolute path inside it)",
+        )
+        images_root = st.text_input(
+            "Images root (a folder in the import folder)",
+            key="import_root",
+            help="Relative to the import folder. Default: the predictions file's folder; for an "
+            "upload, the import folder itself",
+        )
+        submitted = st.form_submit_button("Import", type="primary")
 
-if submitted:
-    try:
-        if not name.strip():
-            raise LabeltoolError("give the project a name")
-        if upload is None and not server_path.strip():
-            raise LabeltoolError("choose a predictions file or give its path")
-        if upload is not None and not images_root.strip():
-            raise LabeltoolError("an uploaded file needs the images root folder")
-        with tempfile.TemporaryDirectory() as folder:
-            # The client names the upload: keep only its last part, so it stays in the folder.
-            upload_name = Path(upload.name.replace("\\", "/")).name if upload else ""
-            if upload_name in ("", ".", ".."):
-                upload_name = "predictions.csv"
-            path = Path(server_path.strip()) if upload is None else Path(folder) / upload_name
-            if upload is not None:
-                path.write_bytes(upload.getvalue())
-            bar = st.progress(0.0, text="Checking every row…")
-            with transaction() as session:
-                summary = import_predictions(
-                    session,
-                    path,
-                    project=name.strip(),
-                    images_root=images_root.strip() or None,
-                    progress=lambda done, total: bar.progress(
-                        done / total if total else 1.0, text=f"Writing {done} of {total} rows"
-                    ),
+    if submitted:
+        try:
+            if not name.strip():
+                raise LabeltoolError("give the project a name")
+            if upload is None and not server_path.strip():
+                raise LabeltoolError(
+                    "choose a predictions file or give its path in the import folder"
                 )
-        bar.empty()
-        st.session_state[SELECT_PROJECT_KEY] = summary.project
-        st.session_state["_flash"] = ("success", str(summary))
-        st.rerun()
-    except LabeltoolError as exc:
-        st.error(str(exc))
+            with tempfile.TemporaryDirectory() as folder:
+                if upload is None:
+                    # Checked before a byte is read: inside the import folder, not the database.
+                    path = predictions_file(
+                        server_path, root=root, database_file=database_file(database().url)
+                    )
+                    images = (
+                        images_folder(images_root, root=root)
+                        if images_root.strip()
+                        else path.parent
+                    )
+                else:
+                    images = images_folder(images_root, root=root)
+                    # The client names the upload: keep its last part, so it stays in the folder.
+                    upload_name = Path(upload.name.replace("\\", "/")).name
+                    if upload_name in ("", ".", ".."):
+                        upload_name = "predictions.csv"
+                    path = Path(folder) / upload_name
+                    path.write_bytes(upload.getvalue())
+                bar = st.progress(0.0, text="Checking every row…")
+                with transaction() as session:
+                    summary = import_predictions(
+                        session,
+                        path,
+                        project=name.strip(),
+                        images_root=images,
+                        progress=lambda done, total: bar.progress(
+                            done / total if total else 1.0, text=f"Writing {done} of {total} rows"
+                        ),
+                    )
+            bar.empty()
+            st.session_state[SELECT_PROJECT_KEY] = summary.project
+            st.session_state["_flash"] = ("success", str(summary))
+            st.rerun()
+        except LabeltoolError as exc:
+            st.error(str(exc))
 
 if rows:
     with st.expander("Delete a project"):

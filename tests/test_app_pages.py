@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from labeltool import labeling, review_queue
 from labeltool.categories import create_category, update_category
-from labeltool.config import APP_PATH, DB_ENV_VAR, REPO_ROOT
+from labeltool.config import APP_PATH, DB_ENV_VAR, IMPORT_ROOT_ENV_VAR, REPO_ROOT
 from labeltool.db import Database
 from labeltool.importing import import_predictions
 from labeltool.models import Category, Example, Project, ReviewState, Tag
@@ -215,9 +215,13 @@ def test_projects_page_lists_projects_with_their_dev_error(project: AppProject) 
     assert table["dev error"][0] == pytest.approx(ERRORS / EXAMPLES)
 
 
-def test_importing_a_file_by_its_server_path(project: AppProject, write_predictions) -> None:
-    """Importing a good file by path creates the project, reports it and selects it."""
+def test_importing_a_file_by_its_server_path(
+    project: AppProject, write_predictions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importing a good file by its path in the import folder creates the project, reports it
+    and selects it."""
     path = write_predictions(make_rows(6, errors=2), name="run2.csv")
+    monkeypatch.setenv(IMPORT_ROOT_ENV_VAR, str(path.parent))
     at = _app("projects")
 
     at.text_input(key="import_project").input("run2")
@@ -234,13 +238,14 @@ def test_importing_a_file_by_its_server_path(project: AppProject, write_predicti
 
 
 def test_importing_a_bad_file_names_the_row_and_column_and_writes_nothing(
-    project: AppProject, write_predictions
+    project: AppProject, write_predictions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file with a bad cell shows an error naming its row and column, and the database is
     left as it was."""
     rows = make_rows(4, errors=2)
     rows[1]["confidence"] = "high"
     path = write_predictions(rows, name="bad.csv")
+    monkeypatch.setenv(IMPORT_ROOT_ENV_VAR, str(path.parent))
     at = _app("projects")
 
     at.text_input(key="import_project").input("bad")
@@ -255,8 +260,11 @@ def test_importing_a_bad_file_names_the_row_and_column_and_writes_nothing(
         assert session.scalar(select(func.count()).select_from(Example)) == EXAMPLES
 
 
-def test_importing_without_a_file_asks_for_one(project: AppProject) -> None:
+def test_importing_without_a_file_asks_for_one(
+    project: AppProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Submitting the import form with a name but no file or path says what is missing."""
+    monkeypatch.setenv(IMPORT_ROOT_ENV_VAR, str(tmp_path))
     at = _app("projects")
 
     at.text_input(key="import_project").input("run2")
