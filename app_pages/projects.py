@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import SELECT_PROJECT_KEY, database, show_flash, transaction
+from app_pages.text import plain
 from labeltool.config import IMPORT_ROOT_ENV_VAR, database_file, import_root
 from labeltool.errors import LabeltoolError
 from labeltool.import_folder import images_folder, predictions_file
@@ -118,7 +119,7 @@ else:
             st.session_state["_flash"] = ("success", str(summary))
             st.rerun()
         except LabeltoolError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))
 
 if rows:
     with st.expander("Delete a project"):
@@ -133,7 +134,7 @@ if rows:
                 with transaction() as session:
                     held = delete_project(session, doomed)
             except LabeltoolError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))
             else:
                 st.session_state["_flash"] = (
                     "success",
