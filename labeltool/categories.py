@@ -200,6 +200,9 @@ def load_categories_file(
     table = read_table(path)
     if "name" not in table.columns:
         raise InvalidInput("required column is missing", file=file, row=1, column="name")
+    existing = list_categories(session, project_id=project_id, include_archived=True)
+    names = {c.name.lower() for c in existing}
+    taken = {c.shortcut for c in existing if c.shortcut and not c.archived}
     wanted = []
     # read_table keeps each row's place in the file (blank lines counted): header = row 1.
     for index, record in zip(table.index, table.to_dict("records"), strict=True):
@@ -227,16 +230,27 @@ def load_categories_file(
                 f"colour {shown(colour)} is not of the form #rrggbb", file=file, row=row
             )
         description = str(record.get("description", "") or "")
+        if name.lower() in names:
+            continue  # already in the project, or earlier in the file
+        if shortcut is not None and shortcut.lower() in taken:
+            raise InvalidInput(
+                f"key '{shortcut.lower()}' already toggles another category", file=file, row=row
+            )
+        names.add(name.lower())
+        if shortcut is not None:
+            taken.add(shortcut.lower())
         wanted.append((row, name, description, shortcut, colour))
+    # Hand out default keys now, past every key the file names, so a row without a key cannot
+    # take the key a later row asks for.
+    for position, (row, name, description, shortcut, colour) in enumerate(wanted):
+        if shortcut is None:
+            shortcut = next((k for k in DEFAULT_KEYS if k not in taken), None)
+            if shortcut is not None:
+                taken.add(shortcut)
+            wanted[position] = (row, name, description, shortcut, colour)
 
-    existing = {
-        c.name.lower()
-        for c in list_categories(session, project_id=project_id, include_archived=True)
-    }
     created = []
     for row, name, description, shortcut, colour in wanted:
-        if name.lower() in existing:
-            continue
         try:
             created.append(
                 create_category(
@@ -251,7 +265,6 @@ def load_categories_file(
         except (InvalidInput, DuplicateCategory) as exc:
             # The checks above leave only a key another category already uses.
             raise InvalidInput(str(exc), file=file, row=row) from None
-        existing.add(name.lower())
     return created
 
 

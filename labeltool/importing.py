@@ -596,7 +596,16 @@ def _drop_unnamed_columns(frame: pd.DataFrame, *, file: str) -> pd.DataFrame:
                 file=file,
                 row=1,
             )
-    return frame if len(keep) == frame.shape[1] else frame.iloc[:, keep]
+    frame = frame if len(keep) == frame.shape[1] else frame.iloc[:, keep]
+    columns = list(frame.columns)
+    if repeated := sorted({c for c in columns if columns.count(c) > 1}):
+        raise InvalidInput(
+            "appears more than once in the header",
+            file=file,
+            row=1,
+            column=shown(repeated[0])[1:-1],
+        )
+    return frame
 
 
 def _column_letters(position: int) -> str:
