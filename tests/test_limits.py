@@ -201,7 +201,7 @@ def test_category_names_are_held_to_the_limits_everywhere(
     with pytest.raises(InvalidInput, match="a category name"), db.begin() as session:
         create_category(session, project_id=digits, name=name)
     with pytest.raises(InvalidInput, match="a category name"), db.begin() as session:
-        blurry = session.query(Project).get(digits).categories[0]
+        blurry = session.get(Project, digits).categories[0]
         update_category(session, category_id=blurry.id, name=name)
     assert table_contents(db) == before
 
