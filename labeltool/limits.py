@@ -51,24 +51,9 @@ def check_name(
     `what` names the thing in the message ("a category name", "a reviewer name").
     """
     text = str(value)
-    if bad := control_character(text):
-        raise InvalidInput(
-            f"{what} cannot hold the control character {bad} ({shown(text)})",
-            file=file,
-            row=row,
-            column=column,
-        )
-    cleaned = " ".join(text.split())
-    if not cleaned:
-        raise InvalidInput(f"{what} cannot be empty", file=file, row=row, column=column)
-    if len(cleaned) > limit:
-        raise InvalidInput(
-            f"{what} has at most {limit} characters, not {len(cleaned):,} ({shown(cleaned)})",
-            file=file,
-            row=row,
-            column=column,
-        )
-    return cleaned
+    # Collapsing spaces would drop tabs and line breaks: check for control characters first.
+    cleaned = text if control_character(text) else " ".join(text.split())
+    return check_text(cleaned, what=what, limit=limit, file=file, row=row, column=column)
 
 
 def check_text(

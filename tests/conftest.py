@@ -25,7 +25,7 @@ from labeltool.models import Base
 PG_ENV = "LABELTOOL_TEST_DATABASE_URL"
 
 #: Shared scenarios whose fixtures every test may use.
-pytest_plugins = ["tests.review_scenario"]
+pytest_plugins = ["tests.review_scenario", "tests.app_scenario"]
 
 
 def _postgres_url() -> str | None:

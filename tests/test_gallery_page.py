@@ -8,21 +8,19 @@ The browser side (clicks, keys, what is on screen) is tests/e2e/test_gallery.py.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from labeltool import labeling, review_queue
+from labeltool import labeling
 from labeltool.categories import create_category
 from labeltool.config import APP_PATH, DB_ENV_VAR
 from labeltool.db import Database
 from labeltool.importing import import_predictions
-from labeltool.models import Example, Project, Review, ReviewState, Tag
-from labeltool.review_queue import QueueFilter
+from labeltool.models import Example, Project, ReviewState
+from tests.app_scenario import AppProject, large_project, open_app_project
 from tests.conftest import loaded_examples, make_rows, recorded_statements
 
 GALLERY = "app_pages/gallery.py"
@@ -32,76 +30,29 @@ EXAMPLES, ERRORS = 120, 110
 DEFAULT_PAGE = 96
 
 
-@dataclass
-class GalleryProject:
-    """The project the app opens: its database, id and two categories."""
-
-    db: Database
-    id: int
-    blurry: int
-    mislabeled: int
-
-    def queue(self) -> list[int]:
-        with self.db.begin() as session:
-            return review_queue.queue_ids(
-                session, project_id=self.id, queue=QueueFilter(), limit=1000
-            )
-
-    def example_id(self, pk: int) -> str:
-        with self.db.begin() as session:
-            return session.scalar(select(Example.example_id).where(Example.id == pk))
-
-    def tags(self) -> set[tuple[int, int, str]]:
-        with self.db.begin() as session:
-            rows = session.execute(select(Tag.example_pk, Tag.category_id, Tag.reviewer))
-            return {tuple(r) for r in rows}
-
-    def states(self) -> dict[int, str]:
-        with self.db.begin() as session:
-            return dict(session.execute(select(Example.id, Example.review_state)).all())
-
-    def reviews(self) -> set[tuple[int, str]]:
-        with self.db.begin() as session:
-            return {tuple(r) for r in session.execute(select(Review.example_pk, Review.reviewer))}
-
-
-@pytest.fixture(autouse=True)
-def fresh_streamlit_caches():
-    """Each test gets its own cached database and thumbnails (the caches are process-wide)."""
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
+pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
 
 
 @pytest.fixture
-def project(db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch) -> GalleryProject:
+def project(db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch) -> AppProject:
     """Project "run1" (120 dev examples, 110 misclassified, real PNGs) with "blurry" (key b,
     red) and "incorrectly labeled" (key 2, green), in the database the app opens (SQLite, and
     PostgreSQL when configured)."""
-    path = write_predictions(make_rows(EXAMPLES, errors=ERRORS))
-    with db.begin() as session:
-        import_predictions(session, path, project="run1")
-        project_id = session.scalar(select(Project.id))
-        blurry = create_category(
-            session, project_id=project_id, name="blurry", shortcut="b", colour="#e15759"
-        ).id
-        mislabeled = create_category(
-            session,
-            project_id=project_id,
-            name="incorrectly labeled",
-            shortcut="2",
-            colour="#59a14f",
-        ).id
-    monkeypatch.setenv(DB_ENV_VAR, db.engine.url.render_as_string(hide_password=False))
-    return GalleryProject(db=db, id=project_id, blurry=blurry, mislabeled=mislabeled)
+    return open_app_project(
+        db,
+        write_predictions,
+        monkeypatch,
+        examples=EXAMPLES,
+        errors=ERRORS,
+        blurry={"shortcut": "b", "colour": "#e15759"},
+        mislabeled={"shortcut": "2", "colour": "#59a14f"},
+    )
 
 
 # --- what the grid is given ----------------------------------------------------------------
 
 
-def test_the_grid_shows_the_first_page_of_the_queue(project: GalleryProject) -> None:
+def test_the_grid_shows_the_first_page_of_the_queue(project: AppProject) -> None:
     """The grid gets the queue's first 96 errors in queue order, each with its id, confusion
     pair, confidence and a thumbnail, and the page says how many errors match."""
     at = _gallery(reviewer="ann")
@@ -118,7 +69,7 @@ def test_the_grid_shows_the_first_page_of_the_queue(project: GalleryProject) -> 
     )
 
 
-def test_the_grid_pages_through_the_queue(project: GalleryProject) -> None:
+def test_the_grid_pages_through_the_queue(project: AppProject) -> None:
     """Page 2 holds the errors after the first 96; a page of 48 holds the first 48."""
     at = _gallery(reviewer="ann")
 
@@ -131,7 +82,7 @@ def test_the_grid_pages_through_the_queue(project: GalleryProject) -> None:
     assert any("page 1 of 3" in m.value for m in at.markdown)
 
 
-def test_the_grid_gets_the_categories_colours_and_keys(project: GalleryProject) -> None:
+def test_the_grid_gets_the_categories_colours_and_keys(project: AppProject) -> None:
     """Each category travels with its name, key and colour, in the project's order."""
     at = _gallery(reviewer="ann")
 
@@ -142,7 +93,7 @@ def test_the_grid_gets_the_categories_colours_and_keys(project: GalleryProject) 
 
 
 def test_tiles_carry_every_reviewers_tags_and_mark_the_reviewers_own(
-    project: GalleryProject,
+    project: AppProject,
 ) -> None:
     """A tile lists each category someone tagged it with, who did, and whether the reviewer
     at the keyboard is among them."""
@@ -162,7 +113,7 @@ def test_tiles_carry_every_reviewers_tags_and_mark_the_reviewers_own(
     assert tiles[second]["tags"] == [{"id": project.mislabeled, "mine": False, "by": ["bob"]}]
 
 
-def test_without_a_reviewer_the_grid_cannot_tag(project: GalleryProject) -> None:
+def test_without_a_reviewer_the_grid_cannot_tag(project: AppProject) -> None:
     """With no reviewer name the grid is told so (it disables tagging) and the page says
     where to enter one."""
     at = _gallery()
@@ -174,7 +125,7 @@ def test_without_a_reviewer_the_grid_cannot_tag(project: GalleryProject) -> None
 # --- actions from the grid -----------------------------------------------------------------
 
 
-def test_a_tag_action_tags_exactly_the_examples_it_names(project: GalleryProject) -> None:
+def test_a_tag_action_tags_exactly_the_examples_it_names(project: AppProject) -> None:
     """Tagging three scattered tiles tags those three for the reviewer, and no others; the
     grid's status line says how many."""
     queue = project.queue()
@@ -190,7 +141,7 @@ def test_a_tag_action_tags_exactly_the_examples_it_names(project: GalleryProject
     assert sorted(tagged) == sorted(chosen)
 
 
-def test_an_untag_action_untags_only_the_reviewers_own_tags(project: GalleryProject) -> None:
+def test_an_untag_action_untags_only_the_reviewers_own_tags(project: AppProject) -> None:
     """Untagging two tiles removes the reviewer's tag from those two; another reviewer's tag
     and the reviewer's tag elsewhere stay."""
     queue = project.queue()
@@ -205,7 +156,7 @@ def test_an_untag_action_untags_only_the_reviewers_own_tags(project: GalleryProj
     assert _grid(at)["notice"]["text"] == "2 examples untagged 'blurry'"
 
 
-def test_mark_reviewed_marks_exactly_the_examples_it_names(project: GalleryProject) -> None:
+def test_mark_reviewed_marks_exactly_the_examples_it_names(project: AppProject) -> None:
     """Marking two tiles reviewed records the reviewer's review of those two only, and they
     leave the unreviewed queue the grid shows."""
     queue = project.queue()
@@ -221,7 +172,7 @@ def test_mark_reviewed_marks_exactly_the_examples_it_names(project: GalleryProje
     assert _grid(at)["notice"]["text"] == "2 examples marked reviewed"
 
 
-def test_each_action_applies_once(project: GalleryProject) -> None:
+def test_each_action_applies_once(project: AppProject) -> None:
     """The browser resends actions until they are acknowledged: a list holding an applied
     action and a new one applies only the new one, and the grid learns the highest number."""
     queue = project.queue()
@@ -241,7 +192,7 @@ def test_each_action_applies_once(project: GalleryProject) -> None:
     assert _grid(at)["notice"]["text"] == "1 example untagged 'blurry'"
 
 
-def test_malformed_actions_are_ignored(project: GalleryProject) -> None:
+def test_malformed_actions_are_ignored(project: AppProject) -> None:
     """Entries that are not well-formed actions (the list comes from the browser) change
     nothing and raise nothing; a well-formed one beside them still applies."""
     queue = project.queue()
@@ -261,7 +212,7 @@ def test_malformed_actions_are_ignored(project: GalleryProject) -> None:
     assert project.tags() == {(queue[5], project.blurry, "ann")}
 
 
-def test_a_refused_write_shows_an_error_and_changes_nothing(project: GalleryProject) -> None:
+def test_a_refused_write_shows_an_error_and_changes_nothing(project: AppProject) -> None:
     """A tag the core refuses (a reviewer name over 100 characters) shows st.error, not a
     traceback, tags nothing, and is acknowledged so the browser stops sending it."""
     queue = project.queue()
@@ -277,9 +228,7 @@ def test_a_refused_write_shows_an_error_and_changes_nothing(project: GalleryProj
     assert _grid(at)["acked"] == {"test-client": 1}
 
 
-def test_a_category_of_another_project_is_refused(
-    project: GalleryProject, write_predictions
-) -> None:
+def test_a_category_of_another_project_is_refused(project: AppProject, write_predictions) -> None:
     """Tagging with a category id that is not this project's shows an error and tags nothing."""
     path = write_predictions(make_rows(4, errors=4), name="other.csv")
     with project.db.begin() as session:
@@ -297,7 +246,7 @@ def test_a_category_of_another_project_is_refused(
 # --- Open ----------------------------------------------------------------------------------
 
 
-def test_open_shows_that_example_on_the_review_page(project: GalleryProject) -> None:
+def test_open_shows_that_example_on_the_review_page(project: AppProject) -> None:
     """Open switches to the review page with the example and project in the URL (its deep
     link), the review page shows that example, and the reviewer's name stays."""
     target = project.queue()[5]
@@ -316,7 +265,7 @@ def test_open_shows_that_example_on_the_review_page(project: GalleryProject) -> 
 
 
 def test_open_after_changing_the_filter_keeps_the_example_opened(
-    project: GalleryProject,
+    project: AppProject,
 ) -> None:
     """The review page was showing another example and the filter changed in the gallery:
     Open still shows the tile's example, not the first of the new queue."""
@@ -336,9 +285,7 @@ def test_open_after_changing_the_filter_keeps_the_example_opened(
     assert at.query_params["example"] == project.example_id(target)
 
 
-def test_open_refuses_an_example_of_another_project(
-    project: GalleryProject, write_predictions
-) -> None:
+def test_open_refuses_an_example_of_another_project(project: AppProject, write_predictions) -> None:
     """Opening a pk that belongs to another project shows an error and stays on the gallery."""
     path = write_predictions(make_rows(4, errors=4), name="other.csv")
     with project.db.begin() as session:
@@ -364,17 +311,7 @@ def test_a_rerun_reads_one_page_whatever_the_project_size(
     and loads at most one page of examples, so the gallery never reads the examples table."""
     counts, loaded = [], []
     for n in (20, 400):
-        st.cache_resource.clear()
-        database = Database.open(f"sqlite:///{tmp_path / f'n{n}.db'}")
-        path = write_predictions(make_rows(n, errors=n * 4 // 5), name=f"n{n}.csv", images=False)
-        with database.begin() as session:
-            import_predictions(session, path, project="run1", check_images=False)
-            project_id = session.scalar(select(Project.id))
-            blurry = create_category(session, project_id=project_id, name="blurry").id
-            pks = review_queue.queue_ids(
-                session, project_id=project_id, queue=QueueFilter(), limit=n
-            )
-            labeling.set_tag(session, example_pks=pks, category_id=blurry, reviewer="bob")
+        database = large_project(tmp_path, write_predictions, examples=n, reviewed=0)
         monkeypatch.setenv(DB_ENV_VAR, database.url)
         at = _gallery(reviewer="ann")
         with recorded_statements() as seen, loaded_examples() as examples:

@@ -8,54 +8,22 @@ gives the component and sends numbered actions the way review_screen.js does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from labeltool import labeling, review_queue
-from labeltool.categories import create_category, update_category
-from labeltool.config import APP_PATH, DB_ENV_VAR
+from labeltool import labeling
+from labeltool.categories import update_category
+from labeltool.config import APP_PATH
 from labeltool.db import Database
-from labeltool.importing import import_predictions
-from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
+from labeltool.models import Category, Example, Review, ReviewState
 from labeltool.review_queue import QueueFilter
-from tests.conftest import make_rows
+from tests.app_scenario import AppProject, open_app_project
 
 #: make_rows(36, errors=30): 30 dev errors, 10 in each of cat-as-dog, dog-as-fox, fox-as-cat.
 EXAMPLES, ERRORS = 36, 30
-
-
-@dataclass
-class Project1:
-    """The project the app opens: its database, id and two categories."""
-
-    db: Database
-    id: int
-    blurry: int
-    mislabeled: int
-
-    def queue(self, queue: QueueFilter | None = None) -> list[int]:
-        with self.db.begin() as session:
-            return review_queue.queue_ids(
-                session, project_id=self.id, queue=queue or QueueFilter(), limit=1000
-            )
-
-    def example(self, pk: int) -> Example:
-        with self.db.begin() as session:
-            return session.get(Example, pk)
-
-    def pk_of(self, example_id: str) -> int:
-        with self.db.begin() as session:
-            return session.scalar(select(Example.id).where(Example.example_id == example_id))
-
-    def tags(self) -> set[tuple[int, int, str]]:
-        with self.db.begin() as session:
-            rows = session.execute(select(Tag.example_pk, Tag.category_id, Tag.reviewer))
-            return {tuple(r) for r in rows}
 
 
 @dataclass
@@ -117,31 +85,16 @@ class Screen:
         return self
 
 
-@pytest.fixture(autouse=True)
-def fresh_streamlit_caches() -> Iterator[None]:
-    """Each test gets its own cached database and images (the caches are process-wide)."""
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
+pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
 
 
 @pytest.fixture
-def project(db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch) -> Project1:
-    """Project "run1" (36 dev examples, 30 misclassified, real PNGs) with the categories
-    "blurry" and "incorrectly labeled"."""
-    path = write_predictions(make_rows(EXAMPLES, errors=ERRORS))
-    with db.begin() as session:
-        import_predictions(session, path, project="run1")
-        project_id = session.scalar(select(Project.id))
-        blurry = create_category(session, project_id=project_id, name="blurry").id
-        mislabeled = create_category(session, project_id=project_id, name="incorrectly labeled")
-    monkeypatch.setenv(DB_ENV_VAR, db.engine.url.render_as_string(hide_password=False))
-    return Project1(db=db, id=project_id, blurry=blurry, mislabeled=mislabeled.id)
+def project(db: Database, write_predictions, monkeypatch: pytest.MonkeyPatch) -> AppProject:
+    """Project "run1": 36 dev examples, 30 misclassified, "blurry" and "incorrectly labeled"."""
+    return open_app_project(db, write_predictions, monkeypatch, examples=EXAMPLES, errors=ERRORS)
 
 
-def test_the_screen_opens_on_the_queue_with_the_next_examples_ready(project: Project1) -> None:
+def test_the_screen_opens_on_the_queue_with_the_next_examples_ready(project: AppProject) -> None:
     """The component gets the queue's first error and the 20 after it, in queue order, each
     with its image, labels and confusion pair, so `n` needs no round trip."""
     screen = _screen(project, reviewer="ann")
@@ -161,7 +114,7 @@ def test_the_screen_opens_on_the_queue_with_the_next_examples_ready(project: Pro
     assert data["queueCount"] == ERRORS and data["reviewer"] == "ann"
 
 
-def test_without_a_reviewer_the_page_asks_for_one(project: Project1) -> None:
+def test_without_a_reviewer_the_page_asks_for_one(project: AppProject) -> None:
     """Before a reviewer name is given the page asks for one, and the screen is told none is
     set (it then refuses keys with the same message)."""
     screen = _screen(project)
@@ -171,7 +124,7 @@ def test_without_a_reviewer_the_page_asks_for_one(project: Project1) -> None:
 
 
 def test_tag_actions_land_on_the_example_they_name_and_are_acknowledged(
-    project: Project1,
+    project: AppProject,
 ) -> None:
     """A tag action names its example: it is saved for that example and that reviewer even when
     the screen has already moved on, and the page acknowledges it by number."""
@@ -187,7 +140,7 @@ def test_tag_actions_land_on_the_example_they_name_and_are_acknowledged(
     assert screen.example(first)["tags"] == {"ann": [project.blurry]}
 
 
-def test_actions_sent_twice_change_nothing_the_second_time(project: Project1) -> None:
+def test_actions_sent_twice_change_nothing_the_second_time(project: AppProject) -> None:
     """Actions say the result ("tag on"), and the page skips those it acknowledged, so a
     browser that sends the same list again cannot undo a tag."""
     first = project.queue()[0]
@@ -204,7 +157,7 @@ def test_actions_sent_twice_change_nothing_the_second_time(project: Project1) ->
     assert project.tags() == {(first, project.blurry, "ann")}
 
 
-def test_save_marks_reviewed_and_the_window_moves_on(project: Project1) -> None:
+def test_save_marks_reviewed_and_the_window_moves_on(project: AppProject) -> None:
     """Save marks the example reviewed by its reviewer; the next window starts at the example
     the screen shows and the saved one has left the queue."""
     first, second = project.queue()[:2]
@@ -220,7 +173,7 @@ def test_save_marks_reviewed_and_the_window_moves_on(project: Project1) -> None:
     assert screen.data["previous"] is None  # the saved example is no longer in the queue
 
 
-def test_skip_comment_and_corrected_label_are_saved(project: Project1) -> None:
+def test_skip_comment_and_corrected_label_are_saved(project: AppProject) -> None:
     """Skip marks the example skipped; a comment and a corrected label are saved as sent."""
     first = project.queue()[0]
     screen = _screen(project, reviewer="ann")
@@ -235,7 +188,7 @@ def test_skip_comment_and_corrected_label_are_saved(project: Project1) -> None:
     assert example.corrected_label == example.label
 
 
-def test_a_refused_action_is_reported_and_the_rest_still_apply(project: Project1) -> None:
+def test_a_refused_action_is_reported_and_the_rest_still_apply(project: AppProject) -> None:
     """A tag with a category archived meanwhile is refused with its reason, told to this
     browser, and the actions around it still apply."""
     first = project.queue()[0]
@@ -258,7 +211,7 @@ def test_a_refused_action_is_reported_and_the_rest_still_apply(project: Project1
     assert screen.data["acked"][screen.client] == 2
 
 
-def test_the_screen_lists_every_key_including_the_reserved_ones(project: Project1) -> None:
+def test_the_screen_lists_every_key_including_the_reserved_ones(project: AppProject) -> None:
     """The key legend the screen shows names the category keys, the screen's own keys and the
     keys no category may take (r and c are Streamlit's)."""
     screen = _screen(project, reviewer="ann")
@@ -270,7 +223,7 @@ def test_the_screen_lists_every_key_including_the_reserved_ones(project: Project
     assert "r and c are Streamlit's" in data["reservedNote"]
 
 
-def test_a_deep_link_opens_that_example(project: Project1) -> None:
+def test_a_deep_link_opens_that_example(project: AppProject) -> None:
     """?example=ID opens the example with that id as the screen's anchor, with a new epoch so
     the browser jumps to it."""
     target = project.queue()[7]
@@ -280,7 +233,7 @@ def test_a_deep_link_opens_that_example(project: Project1) -> None:
     assert screen.data["order"][1:] == project.queue()[8:28]
 
 
-def test_a_deep_link_to_an_unknown_example_says_so(project: Project1) -> None:
+def test_a_deep_link_to_an_unknown_example_says_so(project: AppProject) -> None:
     """?example= with an id the project does not have shows an error (as text) with the
     queue's first example, until the reviewer moves on."""
     screen = _screen(project, example="no*pe")
@@ -296,7 +249,7 @@ def test_a_deep_link_to_an_unknown_example_says_so(project: Project1) -> None:
 
 
 def test_a_deep_link_to_a_correct_example_shows_it_as_such_and_refuses_saving(
-    project: Project1,
+    project: AppProject,
 ) -> None:
     """A link to a correctly classified dev example shows it as "correctly classified", not
     reviewable, and a save sent for it is refused: it never becomes a reviewed error."""
@@ -322,7 +275,7 @@ def test_a_deep_link_to_a_correct_example_shows_it_as_such_and_refuses_saving(
 
 
 def test_a_deep_link_to_a_reviewed_example_says_it_is_not_in_this_queue(
-    project: Project1,
+    project: AppProject,
 ) -> None:
     """A link to an error already reviewed shows it as "reviewed, not in this queue"; tags on
     it still save (a re-review)."""
@@ -336,7 +289,7 @@ def test_a_deep_link_to_a_reviewed_example_says_it_is_not_in_this_queue(
     assert project.tags() == {(target, project.blurry, "ann")}
 
 
-def test_two_reviewers_see_each_others_tags_on_their_next_rerun(project: Project1) -> None:
+def test_two_reviewers_see_each_others_tags_on_their_next_rerun(project: AppProject) -> None:
     """Ann and Bob review the same example in two sessions: Bob's next rerun carries Ann's tag
     under her name, and his own tag is recorded separately."""
     ann, bob = _screen(project, reviewer="ann"), _screen(project, reviewer="bob")
@@ -354,7 +307,7 @@ def test_two_reviewers_see_each_others_tags_on_their_next_rerun(project: Project
     assert project.tags() == {(pk, project.blurry, "ann"), (pk, project.blurry, "bob")}
 
 
-def test_a_category_added_on_the_review_screen_reaches_the_screen(project: Project1) -> None:
+def test_a_category_added_on_the_review_screen_reaches_the_screen(project: AppProject) -> None:
     """The "New category" form adds the category with its key, marks the reviewed examples for
     re-review, and the screen is sent the new category and key at once."""
     with project.db.begin() as session:
@@ -373,7 +326,7 @@ def test_a_category_added_on_the_review_screen_reaches_the_screen(project: Proje
     )
 
 
-def test_progress_is_shown_against_the_methods_guide(project: Project1) -> None:
+def test_progress_is_shown_against_the_methods_guide(project: AppProject) -> None:
     """With 12 errors reviewed, the 10 milestone is reached and 20, 50 and 100 are not."""
     with project.db.begin() as session:
         labeling.mark_reviewed(session, example_pks=project.queue()[:12], reviewer="ann")
@@ -385,7 +338,7 @@ def test_progress_is_shown_against_the_methods_guide(project: Project1) -> None:
     assert "⬜ 20 a rough sense" in guide and "⬜ 100 very good" in guide
 
 
-def test_changing_the_filter_starts_the_new_queue(project: Project1) -> None:
+def test_changing_the_filter_starts_the_new_queue(project: AppProject) -> None:
     """After moving on, choosing a confusion pair sends that pair's queue with a new epoch, so
     the browser leaves the example it showed for the pair's first error."""
     screen = _screen(project, reviewer="ann")
@@ -401,7 +354,7 @@ def test_changing_the_filter_starts_the_new_queue(project: Project1) -> None:
     assert screen.data["queueCount"] == 10
 
 
-def test_the_review_screen_turns_the_filtered_pair_into_a_category(project: Project1) -> None:
+def test_the_review_screen_turns_the_filtered_pair_into_a_category(project: AppProject) -> None:
     """Filtering the queue by a pair offers "Make 'dog-as-fox' a category", which tags exactly
     that pair's errors for the reviewer; the offer then disappears."""
     screen = _screen(project, reviewer="ann")
@@ -426,7 +379,7 @@ def test_the_review_screen_turns_the_filtered_pair_into_a_category(project: Proj
     assert "pair_to_category" not in {b.key for b in at.sidebar.button}
 
 
-def test_an_empty_queue_sends_an_empty_window(project: Project1) -> None:
+def test_an_empty_queue_sends_an_empty_window(project: AppProject) -> None:
     """When every error has been reviewed the screen gets no example and the end of the queue
     (it then says nothing is left)."""
     with project.db.begin() as session:
@@ -437,7 +390,7 @@ def test_an_empty_queue_sends_an_empty_window(project: Project1) -> None:
     assert (screen.data["order"], screen.data["end"], screen.data["queueCount"]) == ([], True, 0)
 
 
-def test_an_archived_category_is_not_on_the_screen(project: Project1) -> None:
+def test_an_archived_category_is_not_on_the_screen(project: AppProject) -> None:
     """An archived category is not sent to the screen, so it has no key or toggle."""
     with project.db.begin() as session:
         update_category(session, category_id=project.blurry, archived=True)
@@ -447,7 +400,7 @@ def test_an_archived_category_is_not_on_the_screen(project: Project1) -> None:
     assert [c["id"] for c in screen.data["categories"]] == [project.mislabeled]
 
 
-def test_images_the_browser_holds_are_not_sent_again(project: Project1) -> None:
+def test_images_the_browser_holds_are_not_sent_again(project: AppProject) -> None:
     """Examples the browser says it has the image of come without their image data."""
     screen = _screen(project, reviewer="ann")
     held = screen.data["order"][:5]
@@ -463,7 +416,7 @@ def test_images_the_browser_holds_are_not_sent_again(project: Project1) -> None:
     assert all(sent[pk] for pk in screen.data["order"][5:])
 
 
-def _screen(project: Project1, *, reviewer: str | None = None, **query: str) -> Screen:
+def _screen(project: AppProject, *, reviewer: str | None = None, **query: str) -> Screen:
     """The review page, run once (with the reviewer name typed and the URL's query when given),
     and the browser's half of its screen."""
     at = AppTest.from_file(str(APP_PATH), default_timeout=30)
