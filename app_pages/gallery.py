@@ -16,6 +16,7 @@ from app_pages.widgets.gallery_grid import GridAction, gallery_grid, new_actions
 from labeltool import labeling, review_queue
 from labeltool.categories import list_categories
 from labeltool.errors import UnknownCategory, UnknownExample
+from labeltool.models import ReachedBy
 
 PAGE_SIZES = [48, 96, 200]
 GRID_KEY = "gallery_grid"
@@ -38,7 +39,11 @@ def _apply(session, *, act: GridAction) -> str:
     """Apply one action from the grid to exactly the examples it names; say what it did."""
     if act.kind == "reviewed":
         labeling.mark_reviewed(
-            session, example_pks=list(act.pks), reviewer=act.reviewer, project_id=project.id
+            session,
+            example_pks=list(act.pks),
+            reviewer=act.reviewer,
+            project_id=project.id,
+            reached=ReachedBy.BY_HAND,  # picked from the grid: a targeted look
         )
         return f"{_examples(len(act.pks))} marked reviewed"
     if act.category_id not in by_id:

@@ -73,7 +73,13 @@ if screen.client:
         try:
             with transaction() as session:
                 results = review_actions.apply_actions(
-                    session, project_id=project.id, actions=actions
+                    session,
+                    project_id=project.id,
+                    actions=actions,
+                    # What the saved examples are a sample of: the queue's design, except the
+                    # example a link opened, which was picked by hand.
+                    reached=review_actions.reached_by(queue),
+                    by_hand=st.session_state.get("review_linked", ()),
                 )
         except SQLAlchemyError as exc:  # e.g. the database is busy: the browser sends again
             problem = f"Could not save just now ({type(exc).__name__}); retrying."
@@ -97,6 +103,7 @@ if requested:
         try:
             current = labeling.find_example(session, project_id=project.id, example_id=requested)
             reset = True
+            st.session_state["review_linked"] = (current,)
         except UnknownExample as exc:
             # Kept until the reviewer moves on: the screen's first message reruns the page.
             st.session_state["review_link_problem"] = (str(exc), None)

@@ -442,8 +442,16 @@ def export_command(state: _State, project: str, table: str, out: Path) -> None:
     help="Record every row as reviewed by this reviewer [default: each row's reviewer cell, "
     "else 'import'].",
 )
+@click.option(
+    "--targeted",
+    is_flag=True,
+    help="The rows were picked (by a filter, the model's confidence or by hand), not drawn at "
+    "random: the report counts them but leaves them out of its estimate.",
+)
 @click.pass_obj
-def import_tags_command(state: _State, file: Path, project: str, reviewer: str | None) -> None:
+def import_tags_command(
+    state: _State, file: Path, project: str, reviewer: str | None, targeted: bool
+) -> None:
     """Import a wide table (as `export --table wide` writes it) back: tags, comments, labels.
 
     Columns: example_id, then one 0/1 column per category (new ones are created), and
@@ -456,7 +464,11 @@ def import_tags_command(state: _State, file: Path, project: str, reviewer: str |
 
     with state.database().begin() as session:
         summary = import_tags(
-            session, file, project_id=get_project(session, project).id, reviewer=reviewer
+            session,
+            file,
+            project_id=get_project(session, project).id,
+            reviewer=reviewer,
+            targeted=targeted,
         )
     click.echo(str(summary))
 

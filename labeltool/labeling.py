@@ -22,6 +22,7 @@ from labeltool.models import (
     Category,
     Example,
     Project,
+    ReachedBy,
     Review,
     ReviewState,
     Tag,
@@ -211,9 +212,15 @@ def set_corrected_label(session: Session, *, example_pk: int, corrected_label: s
 
 
 def mark_reviewed(
-    session: Session, *, example_pks: Sequence[int], reviewer: str, project_id: int | None = None
+    session: Session,
+    *,
+    example_pks: Sequence[int],
+    reviewer: str,
+    project_id: int | None = None,
+    reached: ReachedBy = ReachedBy.RANDOM,
 ) -> None:
-    """Record that `reviewer` finished these examples: state "reviewed" and a Review row each.
+    """Record that `reviewer` finished these examples: state "reviewed" and a Review row each,
+    noting how they were `reached` (a re-review keeps the way the example was first reached).
 
     Only misclassified dev examples can be reviewed; with `project_id`, only that project's.
     """
@@ -249,7 +256,10 @@ def mark_reviewed(
     if new:
         session.execute(
             _insert_unless_present(session, Review),
-            [{"example_pk": pk, "reviewer": reviewer, "reviewed_at": now} for pk in new],
+            [
+                {"example_pk": pk, "reviewer": reviewer, "reviewed_at": now, "reached": reached}
+                for pk in new
+            ],
         )
     session.flush()
 

@@ -56,6 +56,29 @@ class ReviewState(enum.StrEnum):
     NEEDS_REREVIEW = "needs re-review"
 
 
+class ReachedBy(enum.StrEnum):
+    """How a reviewed example was reached, which says what the reviewed errors are a sample of.
+
+    A random queue of all errors is a fair sample of them; a random queue of one confusion
+    pair is a fair sample of that pair (and the pairs' sizes are known); any other filter, the
+    confidence order or a pick by hand is a targeted look. A spreadsheet's rows count as a
+    random sample unless its import says they were targeted.
+    """
+
+    RANDOM = "random"
+    RANDOM_IN_PAIR = "random in pair"
+    FILTERED = "filtered"
+    CONFIDENCE_ORDER = "confidence order"
+    BY_HAND = "by hand"
+    SPREADSHEET = "spreadsheet"
+    SPREADSHEET_TARGETED = "spreadsheet, targeted"
+
+    @property
+    def is_random(self) -> bool:
+        """Whether reviews reached this way are a random sample (of all errors or one pair)."""
+        return self in (ReachedBy.RANDOM, ReachedBy.RANDOM_IN_PAIR, ReachedBy.SPREADSHEET)
+
+
 #: States whose tags count in the report: the example has been looked at.
 REVIEWED_STATES = (ReviewState.REVIEWED.value, ReviewState.NEEDS_REREVIEW.value)
 
@@ -227,6 +250,10 @@ class Review(Base):
     example_pk: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"))
     reviewer: Mapped[str] = mapped_column(String(100))
     reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: How the reviewer reached the example (a ReachedBy value); a re-review keeps the first.
+    reached: Mapped[str] = mapped_column(
+        String(24), default=ReachedBy.RANDOM.value, server_default=ReachedBy.RANDOM.value
+    )
 
 
 def confusion_pair_name(label: str, prediction: str) -> str:

@@ -13,7 +13,7 @@ Functions take the session first and never commit; the page owns the transaction
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -24,7 +24,7 @@ from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, LabeltoolError
 from labeltool.eyeball import in_eyeball
 from labeltool.labeling import ExampleView
-from labeltool.models import Category, Example, ReviewState
+from labeltool.models import Category, Example, ReachedBy, ReviewState
 from labeltool.review_queue import QueueFilter
 
 #: How many examples after the one on screen the screen keeps ready.
@@ -85,6 +85,18 @@ class Standing(enum.StrEnum):
         return self not in (Standing.CORRECT, Standing.NOT_DEV, Standing.BLACKBOX)
 
 
+def reached_by(queue: QueueFilter) -> ReachedBy:
+    """What the queue's examples are a sample of: a random queue of all errors, a random queue
+    of one confusion pair, or a targeted look (another filter, or the confidence order)."""
+    if queue.order != "random":
+        return ReachedBy.CONFIDENCE_ORDER
+    if queue.category_id is not None or queue.min_confidence > 0.0 or queue.max_confidence < 1.0:
+        return ReachedBy.FILTERED
+    if queue.confusion_pair is not None:
+        return ReachedBy.RANDOM_IN_PAIR
+    return ReachedBy.RANDOM
+
+
 def parse_actions(raw: object, *, after: int = 0) -> list[ReviewAction]:
     """Turn the screen's list of actions (JSON from the browser) into ReviewActions, in order,
     keeping those numbered above `after` (the ones not applied yet).
@@ -120,18 +132,26 @@ def parse_actions(raw: object, *, after: int = 0) -> list[ReviewAction]:
 
 
 def apply_actions(
-    session: Session, *, project_id: int, actions: Iterable[ReviewAction]
+    session: Session,
+    *,
+    project_id: int,
+    actions: Iterable[ReviewAction],
+    reached: ReachedBy = ReachedBy.RANDOM,
+    by_hand: Collection[int] = (),
 ) -> list[ActionResult]:
     """Apply each action to its own example, in order, each all-or-nothing.
 
-    An action that cannot be applied (the category was archived meanwhile, the example is not
-    a dev error, no reviewer name) is refused with its reason; the others still apply.
+    A save records that its example was `reached` through the queue (`reached_by`),
+    or by hand for the examples in `by_hand` (opened by a link). An action that cannot be
+    applied (the category was archived meanwhile, the example is not a dev error, no reviewer
+    name) is refused with its reason; the others still apply.
     """
     results = []
     for action in actions:
+        how = ReachedBy.BY_HAND if action.example_pk in by_hand else reached
         try:
             with session.begin_nested():
-                _apply(session, project_id, action)
+                _apply(session, project_id, action, reached=how)
         except LabeltoolError as exc:
             results.append(ActionResult(action.seq, action.example_pk, str(exc)))
         else:
@@ -201,7 +221,7 @@ def standings(
 # --- private helpers -------------------------------------------------------------------
 
 
-def _apply(session: Session, project_id: int, action: ReviewAction) -> None:
+def _apply(session: Session, project_id: int, action: ReviewAction, *, reached: ReachedBy) -> None:
     example = session.get(Example, action.example_pk)
     if example is None or example.project_id != project_id:
         raise InvalidInput(f"no example with id {action.example_pk} in this project")
@@ -224,7 +244,11 @@ def _apply(session: Session, project_id: int, action: ReviewAction) -> None:
         )
     elif action.kind is ActionKind.SAVE:
         labeling.mark_reviewed(
-            session, example_pks=[example.id], reviewer=action.reviewer, project_id=project_id
+            session,
+            example_pks=[example.id],
+            reviewer=action.reviewer,
+            project_id=project_id,
+            reached=reached,
         )
     elif action.kind is ActionKind.SKIP:
         labeling.skip_example(session, example_pk=example.id)

@@ -43,7 +43,7 @@ from labeltool.limits import (
     check_text,
     shown,
 )
-from labeltool.models import Example, Project, Review, ReviewState, Tag, utcnow
+from labeltool.models import Example, Project, ReachedBy, Review, ReviewState, Tag, utcnow
 
 #: The reviewer recorded when neither --reviewer nor the row's reviewer cell names one.
 DEFAULT_REVIEWER = "import"
@@ -112,8 +112,14 @@ def import_tags(
     *,
     project_id: int,
     reviewer: str | None = None,
+    targeted: bool = False,
 ) -> TagsImportSummary:
-    """Import the wide table at `path` into the project, all or nothing (see module doc)."""
+    """Import the wide table at `path` into the project, all or nothing (see module doc).
+
+    New reviews count as a random sample of the errors, unless `targeted` says the rows were
+    picked (by filter, confidence or hand): then the report counts them but leaves them out of
+    its estimate.
+    """
     path = Path(path)
     file = path.name
     project = session.get(Project, project_id)
@@ -241,7 +247,14 @@ def import_tags(
             row["example"].review_state == ReviewState.REVIEWED.value for row in rows
         )
     category_ids = {c: existing[_name(c).casefold()].id for c in category_columns}
-    _write_rows(session, rows, category_ids=category_ids, by_role=by_role, summary=summary)
+    _write_rows(
+        session,
+        rows,
+        category_ids=category_ids,
+        by_role=by_role,
+        summary=summary,
+        reached=ReachedBy.SPREADSHEET_TARGETED if targeted else ReachedBy.SPREADSHEET,
+    )
     return summary
 
 
@@ -376,6 +389,7 @@ def _write_rows(
     category_ids: dict[str, int],
     by_role: dict[str, str],
     summary: TagsImportSummary,
+    reached: ReachedBy,
 ) -> None:
     """Apply the checked rows: review state, Review rows, tags, comment, corrected label."""
     pks = [row["example"].pk for row in rows]
@@ -424,7 +438,9 @@ def _write_rows(
         for name in row["reviewers"]:
             everyone.add(name)
             if (pk, name) not in have_reviews:
-                new_reviews.append({"example_pk": pk, "reviewer": name, "reviewed_at": now})
+                new_reviews.append(
+                    {"example_pk": pk, "reviewer": name, "reviewed_at": now, "reached": reached}
+                )
             for column, ticked in row["ticked"].items():
                 key = (pk, category_ids[column], name)
                 if ticked and key not in have_tags:

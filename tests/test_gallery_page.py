@@ -19,7 +19,7 @@ from labeltool.categories import create_category
 from labeltool.config import APP_PATH, DB_ENV_VAR
 from labeltool.db import Database
 from labeltool.importing import import_predictions
-from labeltool.models import Example, Project, ReviewState
+from labeltool.models import Example, Project, Review, ReviewState
 from tests.app_scenario import AppProject, large_project, open_app_project
 from tests.conftest import loaded_examples, make_rows, recorded_statements
 
@@ -168,6 +168,8 @@ def test_mark_reviewed_marks_exactly_the_examples_it_names(project: AppProject) 
     states = project.states()
     assert {pk for pk, state in states.items() if state == ReviewState.REVIEWED} == set(chosen)
     assert project.reviews() == {(pk, "ann") for pk in chosen}
+    with project.db.begin() as session:  # picked from the grid: a targeted look
+        assert set(session.scalars(select(Review.reached))) == {"by hand"}
     assert not set(chosen) & {t["pk"] for t in _grid(at)["tiles"]}
     assert _grid(at)["notice"]["text"] == "2 examples marked reviewed"
 

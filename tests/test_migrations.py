@@ -381,7 +381,14 @@ def _add_project_with_an_example(engine: Engine, name: str, *, tagged: bool = Fa
             session.add(category)
             session.flush()
             session.add(Tag(example_pk=example.id, category_id=category.id, reviewer="ann"))
-            session.add(Review(example_pk=example.id, reviewer="ann"))
+            # In SQL, not the model: the model has columns later revisions add.
+            session.execute(
+                text(
+                    "INSERT INTO reviews (example_pk, reviewer, reviewed_at) "
+                    "VALUES (:pk, 'ann', CURRENT_TIMESTAMP)"
+                ),
+                {"pk": example.id},
+            )
         session.flush()
         return project.id
 

@@ -12,13 +12,14 @@ from labeltool.categories import create_category, update_category
 from labeltool.db import Database
 from labeltool.errors import InvalidInput
 from labeltool.eyeball import set_eyeball_fraction
-from labeltool.models import Example, Tag
+from labeltool.models import Example, ReachedBy, Review, Tag
 from labeltool.review_actions import (
     ActionKind,
     ReviewAction,
     Standing,
     apply_actions,
     parse_actions,
+    reached_by,
     standings,
     window,
 )
@@ -242,3 +243,54 @@ def test_standings_say_where_each_example_stands(db: Database, run: Run) -> None
         views = labeling.example_views(session, pks=list(run.pk.values()))
         found = standings(session, project_id=run.id, queue=QueueFilter(states=()), views=views)
     assert Standing.BLACKBOX in found.values()
+
+
+# --- how each reviewed example was reached --------------------------------------------------
+
+
+def reached(db: Database) -> dict[int, str]:
+    with db.begin() as session:
+        return dict(session.execute(select(Review.example_pk, Review.reached)).all())
+
+
+@pytest.mark.parametrize(
+    ("queue", "expected"),
+    [
+        (QueueFilter(), ReachedBy.RANDOM),
+        (QueueFilter(states=()), ReachedBy.RANDOM),
+        (QueueFilter(confusion_pair=("cat", "dog")), ReachedBy.RANDOM_IN_PAIR),
+        (QueueFilter(category_id=3), ReachedBy.FILTERED),
+        (QueueFilter(min_confidence=0.5), ReachedBy.FILTERED),
+        (QueueFilter(confusion_pair=("cat", "dog"), max_confidence=0.9), ReachedBy.FILTERED),
+        (QueueFilter(order="least confident first"), ReachedBy.CONFIDENCE_ORDER),
+    ],
+)
+def test_a_queue_says_what_its_examples_are_a_sample_of(
+    queue: QueueFilter, expected: ReachedBy
+) -> None:
+    """The random queue (any review state) is random; one pair's random queue is random in
+    that pair; any other filter, or the confidence order, is a targeted look."""
+    assert reached_by(queue) is expected
+    assert expected.is_random == (expected in (ReachedBy.RANDOM, ReachedBy.RANDOM_IN_PAIR))
+
+
+def test_saves_record_how_the_example_was_reached_and_a_re_review_keeps_it(
+    db: Database, run: Run
+) -> None:
+    """A save records the queue's design, or "by hand" for an example a link opened; saving
+    the example again from another queue keeps the way it was first reached."""
+    e0, e1 = run.pk["e00"], run.pk["e01"]
+    with db.begin() as session:
+        apply_actions(
+            session,
+            project_id=run.id,
+            actions=[save(1, e0), save(2, e1)],
+            reached=ReachedBy.RANDOM_IN_PAIR,
+            by_hand=(e1,),
+        )
+    with db.begin() as session:
+        apply_actions(
+            session, project_id=run.id, actions=[save(3, e0)], reached=ReachedBy.CONFIDENCE_ORDER
+        )
+
+    assert reached(db) == {e0: ReachedBy.RANDOM_IN_PAIR, e1: ReachedBy.BY_HAND}

@@ -427,3 +427,27 @@ def _screen(project: AppProject, *, reviewer: str | None = None, **query: str) -
     at.run()
     assert not at.exception, at.exception
     return Screen(at, key=f"review_screen_{project.id}")
+
+
+def test_each_save_records_how_its_example_was_reached(project: AppProject) -> None:
+    """A save from one pair's random queue is "random in pair", from the confidence order
+    "confidence order", and the example a link opened "by hand"."""
+    linked = project.queue()[5]
+    screen = _screen(project, reviewer="ann", example=project.example_id(linked))
+    screen.send(kind="save")  # the linked example
+    screen.at.sidebar.selectbox(key="q_pair").select("dog-as-fox (10)").run()
+    screen.showing = None
+    screen.send(kind="save")  # the pair's first
+    in_pair = screen.data["anchor"]
+    screen.at.sidebar.radio(key="q_order").set_value("least confident first").run()
+    screen.showing = None
+    screen.send(kind="save")
+    by_confidence = screen.data["anchor"]
+
+    with project.db.begin() as session:
+        found = dict(session.execute(select(Review.example_pk, Review.reached)).all())
+    assert found == {
+        linked: "by hand",
+        in_pair: "random in pair",
+        by_confidence: "confidence order",
+    }

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from labeltool.categories import create_category, update_category
 from labeltool.cli import cli
 from labeltool.db import Database
-from labeltool.models import Example, ReviewState
+from labeltool.models import Example, Review, ReviewState
 from tests.test_export import export_wide, run_import, set_example
 from tests.test_report import PROJECT, make_project, review
 
@@ -197,3 +198,33 @@ def test_import_tags_command_says_which_examples_stay_needs_rereview(
         "column for 'instagram filter'\n"
     )
     assert states(db)["ex0002"] == NEEDS_REREVIEW
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"), [([], "spreadsheet"), (["--targeted"], "spreadsheet, targeted")]
+)
+def test_imported_reviews_are_a_random_sample_unless_targeted(
+    db: Database, db_url: str, tmp_path, write_predictions, options: list[str], expected: str
+) -> None:
+    """Reviews a spreadsheet adds count as a random sample; with --targeted, as a targeted
+    look. A review the example already had keeps how it was first reached."""
+    project_with_instagram_filter(db, write_predictions)
+    path = write(
+        tmp_path, "example_id,blurry,instagram filter,reviewer\nex0004,1,0,ann\nex0000,1,0,ann\n"
+    )
+
+    result = CliRunner().invoke(
+        cli, ["--db", db_url, "import-tags", str(path), "--project", PROJECT, *options]
+    )
+
+    assert result.exit_code == 0, result.output
+    with db.begin() as session:
+        reached = dict(
+            session.execute(
+                select(Example.example_id, Review.reached).join(
+                    Review, Review.example_pk == Example.id
+                )
+            ).all()
+        )
+    assert reached["ex0004"] == expected
+    assert reached["ex0000"] == "random"  # reviewed on the screen before the import
