@@ -36,11 +36,10 @@ with transaction() as session:
             }
         )
 if rows:
-    st.dataframe(
-        pd.DataFrame(rows),
+    st.dataframe(  # dev error as a percentage with one decimal, as on every page
+        pd.DataFrame(rows).style.format("{:.1%}", subset=["dev error"]),
         hide_index=True,
         key="projects_table",
-        column_config={"dev error": st.column_config.NumberColumn(format="percent")},
     )
 
 st.subheader("Import predictions")

@@ -1,17 +1,95 @@
 """Ceiling report: each error category's share of the reviewed errors, its ceiling (the most
 the dev error can fall if it is fixed), the ranking by effort, and the tables to download."""
 
+from collections.abc import Callable
+
 import altair as alt
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
-from app_pages.common import ProjectInfo, action, require_project, show_flash, transaction
+from app_pages.common import (
+    ProjectInfo,
+    action,
+    database,
+    require_project,
+    show_flash,
+    transaction,
+)
 from app_pages.text import plain
 from labeltool import eyeball, report, review_queue, splits
 from labeltool.categories import list_categories, update_category
-from labeltool.errors import LabeltoolError
-from labeltool.export import corrections_table, long_table, to_csv, wide_table
+from labeltool.export import FIXED_COLUMNS, corrections_table, long_table, to_csv, wide_table
 from labeltool.models import Project, confusion_pair_name
+
+#: Every percentage on the page: one decimal.
+PERCENT = "{:.1%}"
+#: The ceiling table's columns that are fractions, shown as percentages (those present).
+PERCENT_COLUMNS = (
+    "share",
+    "ci_low",
+    "ci_high",
+    "ceiling",
+    "ceiling_low",
+    "ceiling_high",
+    "error_after_fix",
+    "error_after_fix_low",
+    "error_after_fix_high",
+)
+#: The colour of reviewed errors in no category, and of the error left after a fix.
+GREY = "#9e9e9e"
+
+
+def _percentages(frame: pd.DataFrame, columns) -> Styler:
+    """`frame` for st.dataframe with its fraction `columns` shown as percentages, one decimal
+    (the values stay fractions, so the table still sorts and exports as numbers)."""
+    present = [c for c in columns if c in frame]
+    return frame.style.format(PERCENT, subset=present, na_rep="–")
+
+
+def _points(fraction: float) -> str:
+    """A fraction of the dev set in points of dev error (1 point = 1%), two decimals."""
+    return "–" if pd.isna(fraction) else f"{fraction * 100:.2f}"
+
+
+def _interval(frame: pd.DataFrame, low: str, high: str, order: list[str]) -> alt.LayerChart:
+    """A black bar with end ticks from `low` to `high` on each category's row."""
+    y = alt.Y("category:N", sort=order, title=None)
+    line = (
+        alt.Chart(frame)
+        .mark_rule(color="black", strokeWidth=2)
+        .encode(x=f"{low}:Q", x2=f"{high}:Q", y=y)
+    )
+    ends = [
+        alt.Chart(frame).mark_tick(color="black", thickness=2, size=12).encode(x=f"{end}:Q", y=y)
+        for end in (low, high)
+    ]
+    return alt.layer(line, *ends)
+
+
+def _effort_ranking(table: pd.DataFrame, categories) -> pd.DataFrame:
+    """The second ranking, from the ceiling table already on the page: the categories with an
+    effort, by ceiling per day (best first). Columns as report.effort_ranking."""
+    efforts = {c.name: float(c.effort) for c in categories if c.effort}
+    ranked = table[(table["category"] != report.NO_CATEGORY) & table["category"].isin(efforts)]
+    ranked = ranked[["category", "share", "ceiling"]].copy()
+    ranked["effort"] = ranked["category"].map(efforts).astype("float64")
+    ranked["ceiling_per_effort"] = ranked["ceiling"] / ranked["effort"]
+    ranked["_name"] = ranked["category"].str.casefold()
+    ranked = ranked.sort_values(["ceiling_per_effort", "_name"], ascending=[False, True])
+    return ranked.drop(columns="_name").reset_index(drop=True)
+
+
+def _csv_when_clicked(db, build) -> Callable[[], bytes]:
+    """The bytes of `build(session)` as CSV, made in a transaction of their own only when the
+    download is clicked (Streamlit calls it outside the script, so nothing here draws)."""
+
+    def make() -> bytes:
+        with db.begin() as session:
+            return to_csv(build(session)).encode("utf-8")
+
+    return make
+
 
 project: ProjectInfo = require_project()
 show_flash()
@@ -48,12 +126,17 @@ pair = right.selectbox(
 )
 scope = {"project_id": project.id, "reviewer": who, "confusion_pair": pair}
 
+# Each number once per rerun: the ranking by effort is derived from this table, and the
+# downloads are built only when one is clicked (see the end of the page).
 with transaction() as session:
     top = report.headline(session, **scope)
     table = report.ceiling_table(session, **scope)
-    ranking = report.effort_ranking(session, **scope)
-    accounting = report.incorrect_label_accounting(session, **scope)
     categories = list_categories(session, project_id=project.id, include_archived=True)
+    accounting = (
+        report.incorrect_label_accounting(session, **scope)
+        if any(c.marks_incorrect_label for c in categories)
+        else None
+    )
 
 # --- headline -------------------------------------------------------------------------------
 metrics = st.columns(4)
@@ -76,23 +159,36 @@ shown = table.copy()
 shown["category"] = [f"{n} (archived)" if n in archived else n for n in shown["category"]]
 st.subheader("Categories by share of errors")
 st.dataframe(
-    shown,
+    _percentages(shown, PERCENT_COLUMNS),
     key="ceiling_table",
     hide_index=True,
     width="stretch",
     column_config={
-        "errors": st.column_config.NumberColumn("errors", help="Reviewed errors in the category"),
-        "share": st.column_config.NumberColumn("share of errors", format="percent"),
-        "ci_low": st.column_config.NumberColumn("95% low", format="percent"),
-        "ci_high": st.column_config.NumberColumn("95% high", format="percent"),
-        "ceiling": st.column_config.NumberColumn(
-            "ceiling", format="percent", help="The most the dev error can fall if it is fixed"
+        "errors": st.column_config.Column("errors", help="Reviewed errors in the category"),
+        "reviewed": st.column_config.Column(
+            "reviewed", help="The reviews that could have used the category: its denominator"
         ),
-        "error_after_fix": st.column_config.NumberColumn("error after fix", format="percent"),
+        "too_few": st.column_config.CheckboxColumn(
+            "too few", help=f"Fewer than {review_queue.TOO_FEW_TO_RANK} reviews to rank it on"
+        ),
+        "share": st.column_config.Column("share of errors"),
+        "ci_low": st.column_config.Column("95% low"),
+        "ci_high": st.column_config.Column("95% high"),
+        "ceiling": st.column_config.Column(
+            "ceiling", help="The most the dev error can fall if it is fixed"
+        ),
+        "ceiling_low": st.column_config.Column("ceiling 95% low"),
+        "ceiling_high": st.column_config.Column("ceiling 95% high"),
+        "error_after_fix": st.column_config.Column("error after fix"),
+        "error_after_fix_low": st.column_config.Column("error after fix 95% low"),
+        "error_after_fix_high": st.column_config.Column("error after fix 95% high"),
     },
 )
 
+# Each category in its own colour (the one reviewers see on the review screen).
+colour_of = {c.name: c.colour for c in categories}
 order = shown["category"].tolist()
+colours = alt.Scale(domain=order, range=[colour_of.get(name, GREY) for name in table["category"]])
 share_axis = alt.X("share:Q", title="share of reviewed errors", axis=alt.Axis(format="%"))
 bars = (
     alt.Chart(shown)
@@ -100,6 +196,7 @@ bars = (
     .encode(
         x=share_axis.scale(domain=[0, 1]),
         y=alt.Y("category:N", sort=order, title=None),
+        color=alt.Color("category:N", scale=colours, legend=None),
         tooltip=[
             "category",
             "errors",
@@ -109,63 +206,50 @@ bars = (
         ],
     )
 )
-intervals = (
-    alt.Chart(shown)
-    .mark_rule(color="black")
-    .encode(x="ci_low:Q", x2="ci_high:Q", y=alt.Y("category:N", sort=order))
-)
 st.altair_chart(
-    (bars + intervals).properties(title="Share of errors with Wilson 95% intervals"),
+    (bars + _interval(shown, "ci_low", "ci_high", order)).properties(
+        title="Share of errors (bar: 95% interval)"
+    ),
     width="stretch",
     key="share_chart",
 )
 
-parts = shown.melt(
-    id_vars="category",
-    value_vars=["error_after_fix", "ceiling"],
-    var_name="part",
-    value_name="dev error",
-)
-parts["part"] = parts["part"].map(
-    {"error_after_fix": "error after fix", "ceiling": "removed by the fix (ceiling)"}
-)
 # The ceiling is share x dev error, so it inherits the share's interval: the best-case error
 # after the fix lies between dev error x (1 - ci_high) and dev error x (1 - ci_low).
-after_fix_range = shown.assign(
-    best=top.dev_error * (1 - shown["ci_high"]), worst=top.dev_error * (1 - shown["ci_low"])
-)
-after_fix_bars = (
-    alt.Chart(parts)
-    .mark_bar()
+fixable = shown[table["category"] != report.NO_CATEGORY].copy()
+fixable["dev_error"] = top.dev_error
+if "error_after_fix_low" in table:
+    fixable["best"] = fixable["error_after_fix_low"]
+    fixable["worst"] = fixable["error_after_fix_high"]
+else:
+    fixable["best"] = top.dev_error * (1 - fixable["ci_high"])
+    fixable["worst"] = top.dev_error * (1 - fixable["ci_low"])
+fixable_order = fixable["category"].tolist()
+after_fix_y = alt.Y("category:N", sort=fixable_order, title=None)
+left_after_fix = (
+    alt.Chart(fixable)
+    .mark_bar(color=GREY)
     .encode(
-        x=alt.X("dev error:Q", stack="zero", axis=alt.Axis(format="%"), title="dev error"),
-        y=alt.Y("category:N", sort=order, title=None),
-        color=alt.Color(
-            "part:N",
-            sort=["error after fix", "removed by the fix (ceiling)"],
-            legend=alt.Legend(orient="bottom", title=None),
-        ),
-        tooltip=["category", "part", alt.Tooltip("dev error:Q", format=".2%")],
+        x=alt.X("error_after_fix:Q", axis=alt.Axis(format="%"), title="dev error"),
+        y=after_fix_y,
+        tooltip=["category", alt.Tooltip("error_after_fix:Q", format=".1%")],
     )
 )
-after_fix_interval = (
-    alt.Chart(after_fix_range)
-    .mark_rule(color="black")
+removed = (
+    alt.Chart(fixable)
+    .mark_bar()
     .encode(
-        x=alt.X("best:Q", title="dev error"),
-        x2="worst:Q",
-        y=alt.Y("category:N", sort=order),
-        tooltip=[
-            "category",
-            alt.Tooltip("best:Q", format=".2%", title="error after fix, 95% low"),
-            alt.Tooltip("worst:Q", format=".2%", title="error after fix, 95% high"),
-        ],
+        x="error_after_fix:Q",
+        x2="dev_error:Q",
+        y=after_fix_y,
+        color=alt.Color("category:N", scale=colours, legend=None),
+        tooltip=["category", alt.Tooltip("ceiling:Q", format=".1%", title="ceiling")],
     )
 )
 st.altair_chart(
-    (after_fix_bars + after_fix_interval).properties(
-        title=f"Dev error {top.dev_error:.1%}: before and at best after each fix "
-        "(line: 95% interval)"
+    (left_after_fix + removed + _interval(fixable, "best", "worst", fixable_order)).properties(
+        title=f"Dev error {top.dev_error:.1%}: grey is left after a perfect fix, colour is "
+        "removed (bar: 95% interval of the error after fix)"
     ),
     width="stretch",
     key="after_fix_chart",
@@ -174,8 +258,9 @@ st.altair_chart(
 # --- effort: the second ranking ---------------------------------------------------------------
 st.subheader("Ranking by ceiling per effort")
 st.caption(
-    "Estimate the effort to fix each category (e.g. days); the method gives no rigid formula, "
-    "so this is a second view next to the share, not a verdict."
+    "Estimate the days it takes to fix each category; the method gives no rigid formula, so "
+    "this is a second view next to the share, not a verdict. A point is 1% of the dev set: a "
+    "ceiling of 2.0% that takes 4 days is 0.50 points of dev error per day."
 )
 
 
@@ -192,29 +277,32 @@ effort_columns = st.columns(min(4, max(1, len(live))))
 for index, category in enumerate(live):
     key = f"effort_{category.id}"
     effort_columns[index % len(effort_columns)].number_input(
-        f"Effort for {plain(category.name)}",
+        f"Days to fix {plain(category.name)}",
         min_value=0.0,
         value=category.effort,
         step=0.5,
         key=key,
-        help="Leave empty (or 0) for no estimate.",
+        help="The effort to fix it, in days. Leave empty (or 0) for no estimate.",
         on_change=action,
         args=(_save_effort,),
         kwargs={"category_id": category.id, "key": key},
     )
+ranking = _effort_ranking(table, categories)
 if ranking.empty:
     st.caption("No category has an effort estimate yet.")
 else:
     st.dataframe(
-        ranking,
+        _percentages(ranking, ("share", "ceiling")).format(_points, subset=["ceiling_per_effort"]),
         key="effort_ranking",
         hide_index=True,
         width="stretch",
         column_config={
-            "share": st.column_config.NumberColumn("share of errors", format="percent"),
-            "ceiling": st.column_config.NumberColumn("ceiling", format="percent"),
-            "ceiling_per_effort": st.column_config.NumberColumn(
-                "ceiling per effort", format="%.4f", help="Dev error removed at most per unit"
+            "share": st.column_config.Column("share of errors"),
+            "ceiling": st.column_config.Column("ceiling"),
+            "effort": st.column_config.Column("days"),
+            "ceiling_per_effort": st.column_config.Column(
+                "points of dev error per day",
+                help="The ceiling in points (1 point = 1% of the dev set) over the days to fix",
             ),
         },
     )
@@ -230,6 +318,7 @@ st.columns([1, 2])[0].number_input(
     max_value=100.0,
     value=None if human_level is None else human_level * 100,
     step=0.1,
+    format="%.1f",
     key="human_level_error",
     placeholder="e.g. 1.0",
     help="How often a person gets these examples wrong: a proxy for the best possible error. "
@@ -266,11 +355,11 @@ if not gaps.empty:
     if sentence := splits.largest_gap_sentence(gaps):
         st.info(sentence)
     st.dataframe(
-        gaps,
+        _percentages(gaps, ("size",)),
         key="gaps_table",
         hide_index=True,
         column_config={
-            "size": st.column_config.NumberColumn("size", format="percent"),
+            "size": st.column_config.Column("size"),
             "from_split": "from",
             "to_split": "to",
         },
@@ -290,7 +379,7 @@ st.caption(
     "(the blackbox part) for measuring error. "
     + (
         f"About {eyeball.ERRORS_TO_LOOK_AT} errors to look at need an eyeball share of about "
-        f"{suggested:.0%} here."
+        f"{suggested:.1%} here."
         if suggested is not None
         else ""
     )
@@ -340,6 +429,12 @@ else:
     st.dataframe(reviewers, key="reviewer_counts", hide_index=True)
 
 st.subheader("Download")
+st.caption(
+    "Each file is built from the database when you click it, so it is as of that moment. "
+    "The wide spreadsheet can be edited and read back with `labeltool import-tags`."
+)
+fixed = {name.casefold() for name in FIXED_COLUMNS}
+clashing = [c.name for c in categories if c.name.casefold() in fixed]
 builders = {
     "wide": lambda session: wide_table(session, project_id=project.id),
     "long": lambda session: long_table(session, project_id=project.id),
@@ -352,20 +447,19 @@ labels = {
     "report": "Report (this view)",
     "corrections": "Corrected labels",
 }
-buttons = st.columns(len(builders))
-with transaction() as session:
-    for column, (name, build) in zip(buttons, builders.items(), strict=True):
-        try:
-            frame = build(session)
-        except LabeltoolError as exc:  # e.g. a category named like a fixed column
-            column.error(str(exc))
-            continue
-        column.download_button(
-            labels[name],
-            data=to_csv(frame).encode("utf-8"),
-            file_name=f"{project.name}-{name}.csv",
-            mime="text/csv",
-            key=f"download_{name}",
-            help=f"{len(frame)} rows; formula-like cells are prefixed with ' for spreadsheets",
+for column, (name, build) in zip(st.columns(len(builders)), builders.items(), strict=True):
+    if name == "wide" and clashing:  # wide_table would refuse: say so before the click
+        column.error(
+            f"Category '{plain(clashing[0])}' has the name of a fixed column of the wide "
+            "table; rename it to export."
         )
-st.caption("The wide spreadsheet can be edited and read back with `labeltool import-tags`.")
+        continue
+    column.download_button(
+        labels[name],
+        data=_csv_when_clicked(database(), build),
+        file_name=f"{project.name}-{name}.csv",
+        mime="text/csv",
+        key=f"download_{name}",
+        on_click="ignore",
+        help="Formula-like cells are prefixed with ' for spreadsheets.",
+    )
