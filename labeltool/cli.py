@@ -330,11 +330,16 @@ def serve_command(state: _State, port: int, host: str) -> None:
     default="table",
     show_default=True,
     help="table: readable text with the headline; csv: the ceiling table; json: headline "
-    "numbers and categories.",
+    "numbers, categories, what is not yet explained and notes.",
 )
 @click.option(
     "--reviewer",
     help="Count only the errors this reviewer reviewed, and only their tags [default: everyone].",
+)
+@click.option(
+    "--include-archived",
+    is_flag=True,
+    help="Rank archived categories too (marked archived) [default: left out].",
 )
 @click.option(
     "--confusion-pair",
@@ -349,12 +354,16 @@ def report_command(
     project: str,
     output_format: str,
     reviewer: str | None,
+    include_archived: bool,
     confusion_pair: tuple[str, str] | None,
 ) -> None:
     """Rank the error categories by share of the reviewed errors, with each one's ceiling.
 
-    The ceiling is the most the dev error can fall if the category is fixed (share x dev
-    error); the interval is Wilson 95%.
+    A category's share is of the reviews that could have used it (made after it was added,
+    or re-reviews). The ceiling is the most the dev error can fall if the category is fixed
+    (share x dev error). Intervals are Wilson 95% and speak about the model's errors in
+    general (the dev set is itself a sample); the ceiling and error after fix inherit the
+    share's. Reviewed errors in no category are "not yet explained", apart from the ranking.
     """
     import json
 
@@ -374,9 +383,10 @@ def report_command(
             )
         scope = {"project_id": project_id, "reviewer": reviewer, "confusion_pair": pair}
         if output_format == "json":
-            click.echo(json.dumps(report.report_json(session, **scope), indent=2))
+            data = report.report_json(session, **scope, include_archived=include_archived)
+            click.echo(json.dumps(data, indent=2))
             return
-        table = report.ceiling_table(session, **scope)
+        table = report.ceiling_table(session, **scope, include_archived=include_archived)
         if output_format == "csv":
             click.echo(to_csv(table), nl=False)
             return

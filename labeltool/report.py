@@ -1,15 +1,26 @@
 """The error-analysis report: share of errors per category, its ceiling, and what to fix first.
 
-"Reviewed errors" are the examples in the reviewed sample (`labeltool.sample`: the
-misclassified dev examples "reviewed" or "needs re-review"; skipped ones are not). An example
-counts under a category when any reviewer tagged it. With a `reviewer` filter (one name or
-several), the reviewed errors are those of the sample the reviewers have a Review row for,
-and only their tags count.
+"Reviewed errors" are the examples in the reviewed sample (`labeltool.sample`: of the errors
+that count, the misclassified dev examples of the eyeball part, those "reviewed" or "needs
+re-review"; skipped ones are not). The queue, the exports and this report count the same ones.
+An example counts under a category when any reviewer tagged it. With a `reviewer` filter (one
+name or several), the reviewed errors are those of the sample the reviewers have a Review row
+for, and only their tags and reviews count.
 
-For a category, its **share** is the reviewed errors tagged with it over all reviewed errors
-(an example may be in several categories, so shares need not add up to 1), with a Wilson 95%
-interval; its **ceiling** is share x dev error, the most the dev error can fall (as a fraction
-of the dev set) if the category is fixed perfectly; **error after fix** is dev error - ceiling.
+For a category, its **share** is the reviewed errors tagged with it over the reviews that
+could have used it (its `reviewed`, the denominator): the reviewed errors whose latest review
+came after the category existed (a re-review renews it), plus any tagged with it; a category
+added after N reviews is measured on the reviews after it. Shares need not add up to 1 (an
+example may be in several categories). Each share has a Wilson 95% interval; the **ceiling**
+is share x dev error, the most the dev error can fall (as a fraction of the dev set) if the
+category is fixed perfectly, and **error after fix** is dev error - ceiling; both inherit the
+share's interval. A share resting on fewer than TOO_FEW_TO_RANK reviews is flagged `too_few`;
+a category no review could have used has no share (NaN, null in JSON), never a fake [0, 1].
+
+The dev error is measured on the whole dev set (the blackbox part is there to measure it);
+`misclassified` counts the errors that count (the eyeball part's, when a share is set).
+Reviewed errors with no tag are *not yet explained*: a count and share of their own, apart
+from the ranking and without a ceiling. Archived categories are left out unless asked for.
 
 With a `confusion_pair=(label, prediction)` slice, the reviewed errors are restricted to that
 pair, and the dev error used for ceilings is the pair's contribution to the dev error (pair
@@ -24,26 +35,61 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import and_, exists, func, select, true
+from sqlalchemy import and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
-from labeltool.models import Category, Example, Review, Tag
+from labeltool.models import Category, Example, Project, Review, Tag
 from labeltool.review_queue import TOO_FEW_TO_RANK, sample_guidance
 from labeltool.sample import (
     ConfusionPair,
     Reviewers,
     confusion_pair_conditions,
     counted_tags,
+    errors_that_count,
     in_reviewed_sample,
     reviewed_sample_ids,
+    reviewer_names,
     tagged_by,
 )
 
 #: The columns of `ceiling_table`, in order.
-CEILING_COLUMNS = ("category", "errors", "share", "ci_low", "ci_high", "ceiling", "error_after_fix")
-#: The row for reviewed errors that no (counted) reviewer put in any category; always last.
+CEILING_COLUMNS = (
+    "category",
+    "errors",
+    "reviewed",
+    "share",
+    "ci_low",
+    "ci_high",
+    "ceiling",
+    "ceiling_low",
+    "ceiling_high",
+    "error_after_fix",
+    "error_after_fix_low",
+    "error_after_fix_high",
+    "too_few",
+    "archived",
+)
+#: The columns holding fractions (NaN when no review could have used the category).
+FRACTION_COLUMNS = CEILING_COLUMNS[3:12]
+#: What the report calls the reviewed errors that no (counted) reviewer put in any category.
+NOT_YET_EXPLAINED = "not yet explained"
+#: Their row in the ceiling table: always last, apart from the ranking, without a ceiling.
 NO_CATEGORY = "(no category)"
+#: What every report says about its numbers (the text footer, `notes` in JSON).
+NOTES = (
+    "share: of the reviews that could have used the category (reviewed after it was added, or "
+    "re-reviewed): `reviewed` is that denominator; categories overlap, so shares need not add "
+    "up to 100%.",
+    "ceiling: share x dev error, the most the dev error can fall if the category is fixed; "
+    "error after fix: dev error - ceiling.",
+    "Intervals are Wilson 95% and speak about the model's errors in general (the dev set is "
+    "itself a sample); the ceiling and error-after-fix intervals are the share's interval "
+    "times the dev error.",
+    f"too_few: the share rests on fewer than {TOO_FEW_TO_RANK} reviews, too few to rank.",
+    "not yet explained: reviewed errors in no category, apart from the ranking and without "
+    "a ceiling.",
+)
 #: z for a two-sided 95% interval.
 Z_95 = 1.959964
 #: When incorrect labels explain at least this share of the errors, fixing labels is worth it.
@@ -55,13 +101,23 @@ class Headline:
     """The numbers at the top of the report and how much to trust the shares below them."""
 
     dev_examples: int
-    #: Misclassified dev examples (of the confusion pair, when the report is sliced by one).
+    #: The errors that count (`labeltool.sample.errors_that_count`, of the confusion pair
+    #: when the report is sliced by one): the eyeball part's when a share is set.
     misclassified: int
-    #: misclassified / dev_examples: the dev error (or the pair's part of it).
+    #: The dev error over the whole dev set (or the pair's part of it).
     dev_error: float
-    #: Reviewed errors: the denominator of every share.
+    #: Reviewed errors: the reviewed sample.
     reviewed: int
     sample_guidance: str
+    #: Reviewed errors in no category: not yet explained.
+    not_yet_explained: int = 0
+    #: The project's eyeball share (None: the whole dev set is reviewed).
+    eyeball_fraction: float | None = None
+
+    @property
+    def not_yet_explained_share(self) -> float | None:
+        """not_yet_explained / reviewed; None with nothing reviewed."""
+        return self.not_yet_explained / self.reviewed if self.reviewed else None
 
 
 @dataclass(frozen=True)
@@ -70,7 +126,8 @@ class IncorrectLabelAccounting:
 
     #: The categories that mark incorrect labels (usually one, "incorrectly labeled").
     categories: tuple[str, ...]
-    #: Reviewed errors tagged with any of them, and their share of the reviewed errors.
+    #: Reviewed errors tagged with any of them, and their share of the reviews that could
+    #: have used them (`reviewed`).
     errors: int
     share: float
     dev_error: float
@@ -81,12 +138,20 @@ class IncorrectLabelAccounting:
     sentence: str
     #: Whether that is urgent, and the reminder to apply the same fix to the test set.
     hint: str
+    reviewed: int = 0
 
 
 def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of the proportion successes / n; (0.0, 1.0) when n is 0."""
-    if n <= 0:
-        return 0.0, 1.0
+    """The Wilson score interval of the proportion successes / n; (nan, nan) when n is 0.
+
+    Raises ValueError for counts that are no sample (negative, or more successes than n).
+    """
+    if n < 0 or successes < 0 or successes > n:
+        raise ValueError(
+            f"a Wilson interval needs 0 <= successes <= n, got {successes} successes of {n}"
+        )
+    if n == 0:
+        return math.nan, math.nan
     p = successes / n
     z2 = z * z
     denominator = 1 + z2 / n
@@ -106,18 +171,25 @@ def headline(
     confusion_pair: ConfusionPair = None,
 ) -> Headline:
     """Dev examples, misclassified, dev error and reviewed errors, with the sample guidance."""
-    dev_examples, misclassified = _dev_counts(
+    dev_examples, dev_errors, misclassified = _dev_counts(
         session, project_id=project_id, confusion_pair=confusion_pair
     )
     reviewed = _reviewed_count(
         session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
     )
+    untagged = _untagged_count(
+        session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+    )
     return Headline(
         dev_examples=dev_examples,
         misclassified=misclassified,
-        dev_error=misclassified / dev_examples if dev_examples else 0.0,
+        dev_error=dev_errors / dev_examples if dev_examples else 0.0,
         reviewed=reviewed,
         sample_guidance=sample_guidance(reviewed),
+        not_yet_explained=untagged,
+        eyeball_fraction=session.scalar(
+            select(Project.eyeball_fraction).where(Project.id == project_id)
+        ),
     )
 
 
@@ -127,25 +199,49 @@ def ceiling_table(
     project_id: int,
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
+    include_archived: bool = False,
 ) -> pd.DataFrame:
-    """One row per category (archived ones too), by share of errors, then "(no category)".
+    """One row per category, worst first: by share of errors, categories without one after;
+    then the NO_CATEGORY row of the errors not yet explained.
 
-    Columns: category, errors, share, ci_low, ci_high, ceiling, error_after_fix. The names of
-    archived categories are in `frame.attrs["archived"]`.
+    Columns: CEILING_COLUMNS. Archived categories only with `include_archived` (flagged in
+    `archived`; their names also in `frame.attrs["archived"]`). The NO_CATEGORY row is not
+    part of the ranking: it has a share and its interval but no ceiling (NaN); its errors and
+    share are also in `frame.attrs["not_yet_explained"]`.
     """
     top = headline(session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
     counts = _category_counts(
         session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
     )
-    untagged = _untagged_count(
-        session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+    if not include_archived:
+        counts = [c for c in counts if not c.archived]
+    rows = [_ceiling_row(c, top) for c in counts]
+    rows.sort(
+        key=lambda row: (
+            math.isnan(row["share"]),
+            -row["share"] if not math.isnan(row["share"]) else 0.0,
+            row["category"].casefold(),
+            row["category"],
+        )
     )
-    rows = [_ceiling_row(c.name, c.errors, top) for c in counts]
-    rows.sort(key=lambda row: (-row["share"], row["category"].casefold(), row["category"]))
-    rows.append(_ceiling_row(NO_CATEGORY, untagged, top))
+    unexplained = _ceiling_row(
+        _CategoryCount(
+            name=NO_CATEGORY, archived=False, errors=top.not_yet_explained, reviewed=top.reviewed
+        ),
+        top,
+    )
+    rows.append(unexplained | {c: math.nan for c in CEILING_COLUMNS[6:12]})
     frame = pd.DataFrame(rows, columns=list(CEILING_COLUMNS))
-    frame = frame.astype({"errors": "int64"} | {c: "float64" for c in CEILING_COLUMNS[2:]})
+    frame = frame.astype(
+        {"category": "object", "errors": "int64", "reviewed": "int64"}
+        | {c: "float64" for c in FRACTION_COLUMNS}
+        | {"too_few": "bool", "archived": "bool"}
+    )
     frame.attrs["archived"] = [c.name for c in counts if c.archived]
+    frame.attrs["not_yet_explained"] = {
+        "errors": top.not_yet_explained,
+        "share": top.not_yet_explained_share,
+    }
     return frame
 
 
@@ -171,13 +267,15 @@ def effort_ranking(
             )
         )
     }
-    categories = table.iloc[:-1]  # every row but "(no category)", which is always last
-    ranked = categories[categories["category"].isin(list(efforts))]
+    ranked = _ranking(table)
+    ranked = ranked[ranked["category"].isin(list(efforts))]
     ranked = ranked[["category", "share", "ceiling"]].copy()
     ranked["effort"] = ranked["category"].map(efforts).astype("float64")
     ranked["ceiling_per_effort"] = ranked["ceiling"] / ranked["effort"]
     ranked["_name"] = ranked["category"].str.casefold()
-    ranked = ranked.sort_values(["ceiling_per_effort", "_name"], ascending=[False, True])
+    ranked = ranked.sort_values(
+        ["ceiling_per_effort", "_name"], ascending=[False, True], na_position="last"
+    )
     return ranked.drop(columns="_name").reset_index(drop=True)
 
 
@@ -190,37 +288,51 @@ def incorrect_label_accounting(
 ) -> IncorrectLabelAccounting | None:
     """Split the dev error into incorrect labels and other causes; None without such a category.
 
-    An example tagged with several incorrect-label categories counts once.
+    An example tagged with several incorrect-label categories counts once; the share's
+    denominator is the reviews that could have used one of them (see the module doc).
     """
-    names = tuple(
-        session.scalars(
-            select(Category.name)
-            .where(Category.project_id == project_id, Category.marks_incorrect_label == true())
-            .order_by(Category.position, Category.id)
-        )
-    )
-    if not names:
+    marked = session.execute(
+        select(Category.name, Category.created_at)
+        .where(Category.project_id == project_id, Category.marks_incorrect_label == true())
+        .order_by(Category.position, Category.id)
+    ).all()
+    if not marked:
         return None
+    names = tuple(name for name, _ in marked)
     top = headline(session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    marked_ids = select(Category.id).where(
+        Category.project_id == project_id, Category.marks_incorrect_label == true()
+    )
     tag_filter = [
         *counted_tags(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair),
-        Tag.category_id.in_(
-            select(Category.id).where(
-                Category.project_id == project_id, Category.marks_incorrect_label == true()
-            )
-        ),
+        Tag.category_id.in_(marked_ids),
     ]
     errors = session.scalar(select(func.count(Tag.example_pk.distinct())).where(*tag_filter)) or 0
-    share = errors / top.reviewed if top.reviewed else 0.0
+    last = _last_reviews(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    earliest = select(func.min(Category.created_at)).where(
+        Category.project_id == project_id, Category.marks_incorrect_label == true()
+    )
+    tagged = exists().where(
+        Tag.example_pk == last.c.pk, Tag.category_id.in_(marked_ids), *tagged_by(reviewer)
+    )
+    reviewed = int(
+        session.scalar(
+            select(func.count()).where(
+                or_(last.c.at.is_(None), last.c.at >= earliest.scalar_subquery(), tagged)
+            )
+        )
+        or 0
+    )
+    share = errors / reviewed if reviewed else 0.0
     due = top.dev_error * share
     where = f" from {confusion_pair[0]}-as-{confusion_pair[1]}" if confusion_pair else ""
     sentence = (
         f"fixing labels could remove at most {due * 100:.1f} points of the "
         f"{top.dev_error:.1%} dev error{where}"
     )
-    if top.reviewed < TOO_FEW_TO_RANK:
+    if reviewed < TOO_FEW_TO_RANK:
         hint = (
-            f"Only {top.reviewed} reviewed {'error' if top.reviewed == 1 else 'errors'}: too "
+            f"Only {reviewed} reviewed {'error' if reviewed == 1 else 'errors'}: too "
             "few to judge whether fixing labels is urgent (about 20 give a rough sense). "
             "Whatever correction you apply to the dev set, apply to the test set too."
         )
@@ -247,6 +359,7 @@ def incorrect_label_accounting(
         due_to_other_causes=top.dev_error - due,
         sentence=sentence,
         hint=hint,
+        reviewed=reviewed,
     )
 
 
@@ -292,26 +405,44 @@ def report_json(
     project_id: int,
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
+    include_archived: bool = False,
 ) -> dict:
-    """The headline numbers and the ceiling table as one JSON-ready dict."""
+    """The headline numbers, the ceiling table and what is not yet explained, JSON-ready.
+
+    A share (and its intervals) no review could have used is None (null), never a fake [0, 1].
+    """
     top = headline(session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
     table = ceiling_table(
-        session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        include_archived=include_archived,
     )
     categories = [
         {
             "category": str(row["category"]),
             "errors": int(row["errors"]),
-            **{column: float(row[column]) for column in CEILING_COLUMNS[2:]},
+            "reviewed": int(row["reviewed"]),
+            **{column: _number(row[column]) for column in FRACTION_COLUMNS},
+            "too_few": bool(row["too_few"]),
+            "archived": bool(row["archived"]),
         }
-        for row in table.to_dict("records")
+        for row in _ranking(table).to_dict("records")
     ]
+    unexplained = table.iloc[-1]
     return {
         "dev_examples": top.dev_examples,
         "misclassified": top.misclassified,
         "dev_error": top.dev_error,
         "reviewed": top.reviewed,
+        "eyeball_fraction": top.eyeball_fraction,
         "categories": categories,
+        "not_yet_explained": {
+            "errors": top.not_yet_explained,
+            **{column: _number(unexplained[column]) for column in ("share", "ci_low", "ci_high")},
+        },
+        "notes": list(NOTES),
     }
 
 
@@ -328,43 +459,36 @@ def report_text(
     if title:
         lines.append(title)
     errors = "error" if top.reviewed == 1 else "errors"
+    part = (
+        ""
+        if top.eyeball_fraction is None
+        else f" in the eyeball part ({top.eyeball_fraction:.1%} of the dev set)"
+    )
     if confusion_pair is None:
         lines.append(
-            f"{top.dev_examples} dev examples, {top.misclassified} misclassified "
-            f"(dev error {top.dev_error:.1%}), {top.reviewed} reviewed {errors}"
+            f"{top.dev_examples} dev examples (dev error {top.dev_error:.1%}), "
+            f"{top.misclassified} misclassified{part}, {top.reviewed} reviewed {errors}"
         )
     else:
         lines.append(
-            f"{top.dev_examples} dev examples, {top.misclassified} misclassified as "
-            f"{confusion_pair[0]}-as-{confusion_pair[1]} ({top.dev_error:.1%} of the dev set, "
-            f"the dev error these ceilings refer to), {top.reviewed} reviewed {errors}"
+            f"{top.dev_examples} dev examples, {confusion_pair[0]}-as-{confusion_pair[1]} "
+            f"{top.dev_error:.1%} of the dev set (the dev error these ceilings refer to), "
+            f"{top.misclassified} misclassified as it{part}, {top.reviewed} reviewed {errors}"
         )
     lines.append(top.sample_guidance)
     lines.append("")
-    archived = set(table.attrs.get("archived", ()))
-    names = [f"{n} (archived)" if n in archived else str(n) for n in table["category"]]
-    header = ("category", "errors", "share", "95% interval", "ceiling", "error after fix")
-    cells = [
-        (
-            name,
-            str(int(row.errors)),
-            f"{row.share:.1%}",
-            f"{row.ci_low:.1%} - {row.ci_high:.1%}",
-            f"{row.ceiling:.2%}",
-            f"{row.error_after_fix:.2%}",
+    if top.reviewed == 0:
+        lines.append("No errors reviewed yet: no shares, intervals or ceilings to show.")
+    else:
+        lines.extend(_table_lines(_ranking(table)))
+        lines.append("")
+        share = top.not_yet_explained_share or 0.0
+        lines.append(
+            f"Not yet explained: {top.not_yet_explained} of the {top.reviewed} reviewed "
+            f"{errors} ({share:.1%}) are in no category."
         )
-        for name, row in zip(names, table.itertuples(index=False), strict=True)
-    ]
-    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
-    for record in [header, *cells]:
-        first = record[0].ljust(widths[0])
-        rest = (value.rjust(width) for value, width in zip(record[1:], widths[1:], strict=True))
-        lines.append("  ".join([first, *rest]).rstrip())
     lines.append("")
-    lines.append(
-        "share: of the reviewed errors (categories overlap, so shares need not add up to "
-        "100%); ceiling: the most the dev error can fall if the category is fixed."
-    )
+    lines.extend(NOTES)
     if accounting is not None:
         lines.append(f"Incorrectly labeled: {accounting.sentence}. {accounting.hint}")
     return "\n".join(lines) + "\n"
@@ -377,22 +501,26 @@ def report_text(
 class _CategoryCount:
     name: str
     archived: bool
+    #: Reviewed errors tagged with the category (the numerator).
     errors: int
+    #: Reviews that could have used it (the denominator).
+    reviewed: int
 
 
 def _dev_counts(
     session: Session, *, project_id: int, confusion_pair: ConfusionPair
-) -> tuple[int, int]:
-    """Dev examples, and dev errors (of the pair, when given), in one query."""
-    is_counted = Example.is_error == true()
-    if confusion_pair is not None:
-        is_counted = and_(is_counted, *confusion_pair_conditions(confusion_pair))
-    total, errors = session.execute(
-        select(func.count(), func.count().filter(is_counted)).where(
-            Example.project_id == project_id, Example.split == DEFAULT_SPLIT
-        )
+) -> tuple[int, int, int]:
+    """Dev examples, dev errors (of the pair, when given) and the errors that count among
+    them, in one query."""
+    pair = confusion_pair_conditions(confusion_pair)
+    total, errors, counted = session.execute(
+        select(
+            func.count(),
+            func.count().filter(and_(Example.is_error == true(), *pair)),
+            func.count().filter(and_(*errors_that_count(project_id), *pair)),
+        ).where(Example.project_id == project_id, Example.split == DEFAULT_SPLIT)
     ).one()
-    return int(total), int(errors)
+    return int(total), int(errors), int(counted)
 
 
 def _reviewed_count(
@@ -404,10 +532,42 @@ def _reviewed_count(
     return int(session.scalar(select(func.count()).select_from(Example).where(*conditions)) or 0)
 
 
+def _last_reviews(*, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair):
+    """Subquery (pk, at): each example of the reviewed sample and its counted reviewers'
+    latest review time (NULL without a Review row: when it was looked at is unknown)."""
+    names = reviewer_names(reviewer)
+    latest = (
+        select(Review.example_pk.label("pk"), func.max(Review.reviewed_at).label("at"))
+        .where(
+            Review.example_pk.in_(
+                reviewed_sample_ids(
+                    project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+                )
+            ),
+            *([Review.reviewer.in_(names)] if names else []),
+        )
+        .group_by(Review.example_pk)
+        .subquery()
+    )
+    return (
+        select(Example.id.label("pk"), latest.c.at)
+        .select_from(Example)
+        .outerjoin(latest, latest.c.pk == Example.id)
+        .where(
+            *in_reviewed_sample(
+                project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+            )
+        )
+        .subquery()
+    )
+
+
 def _category_counts(
     session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
 ) -> list[_CategoryCount]:
-    """Reviewed errors per category (distinct examples), archived categories included."""
+    """Per category (archived ones too): reviewed errors tagged with it (distinct examples),
+    and the reviews that could have used it: latest review at or after the category was
+    created (timestamps compared in SQL), or no Review row, plus those tagged with it."""
     joined = and_(
         Tag.category_id == Category.id,
         *counted_tags(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair),
@@ -424,8 +584,33 @@ def _category_counts(
         .where(Category.project_id == project_id)
         .group_by(Category.id, Category.name, Category.archived)
     ).all()
+    last = _last_reviews(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    since = dict(
+        session.execute(
+            select(Category.id, func.count())
+            .select_from(Category)
+            .join(last, or_(last.c.at.is_(None), last.c.at >= Category.created_at))
+            .where(Category.project_id == project_id)
+            .group_by(Category.id)
+        ).all()
+    )
+    tagged_before = dict(
+        session.execute(
+            select(Tag.category_id, func.count(Tag.example_pk.distinct()))
+            .join(last, last.c.pk == Tag.example_pk)
+            .join(Category, Category.id == Tag.category_id)
+            .where(*tagged_by(reviewer), last.c.at < Category.created_at)
+            .group_by(Tag.category_id)
+        ).all()
+    )
     return [
-        _CategoryCount(name=name, archived=bool(arch), errors=int(n)) for _, name, arch, n in rows
+        _CategoryCount(
+            name=name,
+            archived=bool(archived),
+            errors=int(n),
+            reviewed=int(since.get(pk, 0)) + int(tagged_before.get(pk, 0)),
+        )
+        for pk, name, archived, n in rows
     ]
 
 
@@ -442,16 +627,86 @@ def _untagged_count(
     )
 
 
-def _ceiling_row(name: str, errors: int, top: Headline) -> dict:
-    share = errors / top.reviewed if top.reviewed else 0.0
-    low, high = wilson_interval(errors, top.reviewed)
-    ceiling = share * top.dev_error
+def _ceiling_row(count: _CategoryCount, top: Headline) -> dict:
+    """A ceiling table row; NaN fractions when no review could have used the category."""
+    n = count.reviewed
+    share = count.errors / n if n else math.nan
+    low, high = wilson_interval(count.errors, n)
     return {
-        "category": name,
-        "errors": int(errors),
+        "category": count.name,
+        "errors": count.errors,
+        "reviewed": n,
         "share": share,
         "ci_low": low,
         "ci_high": high,
-        "ceiling": ceiling,
-        "error_after_fix": top.dev_error - ceiling,
+        "ceiling": share * top.dev_error,
+        "ceiling_low": low * top.dev_error,
+        "ceiling_high": high * top.dev_error,
+        "error_after_fix": top.dev_error - share * top.dev_error,
+        "error_after_fix_low": top.dev_error - high * top.dev_error,
+        "error_after_fix_high": top.dev_error - low * top.dev_error,
+        "too_few": n < TOO_FEW_TO_RANK,
+        "archived": count.archived,
     }
+
+
+def _ranking(table: pd.DataFrame) -> pd.DataFrame:
+    """The ceiling table without the NO_CATEGORY row (always last): the ranked categories."""
+    return table.iloc[:-1]
+
+
+def _number(value) -> float | None:
+    """A float for JSON, None for NaN (no share)."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _table_lines(table: pd.DataFrame) -> list[str]:
+    """The ceiling table as aligned text lines, in percent; "-" where there is no share."""
+    header = (
+        "category",
+        "errors",
+        "reviewed",
+        "share",
+        "95% interval",
+        "ceiling",
+        "95% interval",
+        "error after fix",
+        "95% interval",
+    )
+
+    def pct(value: float, digits: int) -> str:
+        return "-" if math.isnan(value) else f"{value:.{digits}%}"
+
+    def span(low: float, high: float, digits: int) -> str:
+        return "-" if math.isnan(low) else f"{pct(low, digits)} - {pct(high, digits)}"
+
+    cells = []
+    for row in table.itertuples(index=False):
+        name = str(row.category)
+        if row.archived:
+            name += " (archived)"
+        if row.too_few:
+            name += " *"
+        cells.append(
+            (
+                name,
+                str(int(row.errors)),
+                str(int(row.reviewed)),
+                pct(row.share, 1),
+                span(row.ci_low, row.ci_high, 1),
+                pct(row.ceiling, 2),
+                span(row.ceiling_low, row.ceiling_high, 2),
+                pct(row.error_after_fix, 2),
+                span(row.error_after_fix_low, row.error_after_fix_high, 2),
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+    lines = []
+    for record in [header, *cells]:
+        first = record[0].ljust(widths[0])
+        rest = (value.rjust(width) for value, width in zip(record[1:], widths[1:], strict=True))
+        lines.append("  ".join([first, *rest]).rstrip())
+    if any(table["too_few"]):
+        lines.append(f"* fewer than {TOO_FEW_TO_RANK} reviews could have used it: too few to rank")
+    return lines

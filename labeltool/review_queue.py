@@ -16,9 +16,8 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from labeltool.config import DEFAULT_SPLIT
-from labeltool.eyeball import in_eyeball
 from labeltool.models import Example, ReviewState, Tag, confusion_pair_name
+from labeltool.sample import REVIEWED_STATES, errors_that_count
 
 #: Queue orders: a fair random sample of the errors, or by the model's confidence.
 ORDERS = ("random", "most confident first", "least confident first")
@@ -55,9 +54,8 @@ class ReviewProgress:
 
     @property
     def reviewed(self) -> int:
-        return self.by_state.get(ReviewState.REVIEWED.value, 0) + self.by_state.get(
-            ReviewState.NEEDS_REREVIEW.value, 0
-        )
+        """Errors in the reviewed sample (the states of `labeltool.sample`'s rule)."""
+        return sum(self.by_state.get(state, 0) for state in REVIEWED_STATES)
 
     @property
     def needs_rereview(self) -> int:
@@ -88,16 +86,11 @@ def sample_guidance(reviewed: int) -> str:
 
 
 def queue_conditions(project_id: int, queue: QueueFilter) -> list[ColumnElement[bool]]:
-    """The WHERE conditions that select the queue's examples: the project's dev errors in its
-    eyeball part (the whole dev set unless a share is set) that pass the filter (its order plays
-    no part). For queries of your own over the same examples.
+    """The WHERE conditions that select the queue's examples: the errors that count
+    (`labeltool.sample.errors_that_count`: the project's dev errors in its eyeball part) that
+    pass the filter (its order plays no part). For queries of your own over the same examples.
     """
-    conditions: list[ColumnElement[bool]] = [
-        Example.project_id == project_id,
-        Example.split == DEFAULT_SPLIT,
-        Example.is_error.is_(True),
-        in_eyeball(project_id),
-    ]
+    conditions: list[ColumnElement[bool]] = errors_that_count(project_id)
     if queue.states:
         conditions.append(Example.review_state.in_(queue.states))
     if queue.confusion_pair is not None:

@@ -1,8 +1,12 @@
 """The reviewed sample: the one rule for which examples, tags and corrected labels count.
 
 The method measures error categories on a sample of the misclassified dev examples that a
-person looked at. An example is **in the reviewed sample** when it is one of the project's
-misclassified dev examples and its review state is in REVIEWED_STATES: "reviewed", or
+person looked at. **The errors that count** (`errors_that_count`) are the project's
+misclassified dev examples in its eyeball part (the whole dev set unless an eyeball share is
+set): the review queue, its progress, the pair picker's sizes, the report, the eyeball panel's
+eyeball errors and every export count these and no others. An example is **in the reviewed
+sample** when it is one of the errors that count and its review state is in REVIEWED_STATES:
+"reviewed", or
 "needs re-review" (it was looked at; a category added since has not been looked for yet).
 A skipped or unreviewed example is not in the sample, so its tags and its corrected label
 count nowhere: not in the report's shares or its incorrect-label accounting, not in the wide,
@@ -22,6 +26,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, Select, exists, select, true
 
 from labeltool.config import DEFAULT_SPLIT
+from labeltool.eyeball import in_eyeball
 from labeltool.models import REVIEWED_STATES, Example, Review, Tag
 
 #: One reviewer's name or several; None counts every reviewer.
@@ -30,14 +35,23 @@ Reviewers = str | Sequence[str] | None
 ConfusionPair = tuple[str, str] | None
 
 
+def errors_that_count(project_id: int) -> list[ColumnElement[bool]]:
+    """WHERE conditions on Example that select the errors that count: the project's
+    misclassified dev examples in its eyeball part (all of them when no share is set)."""
+    return [
+        Example.project_id == project_id,
+        Example.split == DEFAULT_SPLIT,
+        Example.is_error == true(),
+        in_eyeball(project_id),
+    ]
+
+
 def in_reviewed_sample(
     *, project_id: int, reviewer: Reviewers = None, confusion_pair: ConfusionPair = None
 ) -> list[ColumnElement[bool]]:
     """WHERE conditions on Example that select the examples in the reviewed sample."""
     conditions = [
-        Example.project_id == project_id,
-        Example.split == DEFAULT_SPLIT,
-        Example.is_error == true(),
+        *errors_that_count(project_id),
         Example.review_state.in_(REVIEWED_STATES),
         *confusion_pair_conditions(confusion_pair),
     ]

@@ -285,7 +285,13 @@ def test_bad_files_are_refused_and_change_nothing(
     [
         ("wide", f"{HEADER},blurry,dark,old,comment,corrected_label,reviewer", 4),
         ("long", "example_id,category,reviewer,tagged_at", 5),
-        ("report", "category,errors,share,ci_low,ci_high,ceiling,error_after_fix", 4),
+        # blurry, dark and "(no category)": "old" is archived, so left out
+        (
+            "report",
+            "category,errors,reviewed,share,ci_low,ci_high,ceiling,ceiling_low,ceiling_high,"
+            "error_after_fix,error_after_fix_low,error_after_fix_high,too_few,archived",
+            3,
+        ),
         ("corrections", "example_id,label,corrected_label", 1),
     ],
 )

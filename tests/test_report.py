@@ -4,6 +4,7 @@ ranking and the incorrect-label accounting, checked against arithmetic worked by
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 
 import pytest
@@ -15,7 +16,7 @@ from labeltool.categories import create_category, update_category
 from labeltool.cli import cli
 from labeltool.db import Database
 from labeltool.importing import import_predictions
-from labeltool.models import Category, Example, Review, ReviewState, Tag
+from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
 from labeltool.projects import get_project
 from tests.conftest import loaded_examples, make_rows, recorded_statements
 
@@ -51,12 +52,21 @@ def review(
     state: ReviewState = ReviewState.REVIEWED,
 ) -> None:
     """Put each example in `state`; when that counts as reviewed, record `reviewer`'s Review
-    row and their tags (categories are created as needed, without marking re-review)."""
+    row and their tags (categories are created as needed, as if there from the start: dated
+    with the project and without marking re-review, so every review could have used them)."""
     with db.begin() as session:
         categories = {
             c.name: c
             for c in session.scalars(select(Category).where(Category.project_id == project_id))
         }
+        start = session.get(Project, project_id).created_at
+        for name in dict.fromkeys(n for names in tagged.values() for n in names):
+            if name not in categories:
+                categories[name] = create_category(
+                    session, project_id=project_id, name=name, mark_rereview=False
+                )
+                categories[name].created_at = start
+        session.flush()
         for example_id, names in tagged.items():
             example = session.scalars(
                 select(Example).where(
@@ -67,10 +77,6 @@ def review(
             if state.value in (ReviewState.REVIEWED.value, ReviewState.NEEDS_REREVIEW.value):
                 session.add(Review(example_pk=example.id, reviewer=reviewer))
             for name in names:
-                if name not in categories:
-                    categories[name] = create_category(
-                        session, project_id=project_id, name=name, mark_rereview=False
-                    )
                 session.add(
                     Tag(example_pk=example.id, category_id=categories[name].id, reviewer=reviewer)
                 )
@@ -102,8 +108,10 @@ def test_wilson_interval_matches_the_formula_worked_by_hand() -> None:
 
 
 def test_wilson_interval_edges() -> None:
-    """No sample gives (0, 1); none or all of a sample stay inside [0, 1] and touch the edge."""
-    assert report.wilson_interval(0, 0) == (0.0, 1.0)
+    """No sample gives no interval (NaN, not a fake (0, 1)); none or all of a sample stay
+    inside [0, 1] and touch the edge."""
+    low, high = report.wilson_interval(0, 0)
+    assert math.isnan(low) and math.isnan(high)
     low, high = report.wilson_interval(0, 10)
     assert low == 0.0 and round(high, 4) == 0.2775
     low, high = report.wilson_interval(10, 10)
@@ -148,7 +156,8 @@ def test_ceiling_for_50_percent_of_errors(db: Database, write_predictions) -> No
 
 
 def test_table_columns_order_and_no_category_row_last(db: Database, write_predictions) -> None:
-    """Exactly the documented columns; by share, ties by name; "(no category)" always last."""
+    """Exactly the documented columns; by share, ties by name; "(no category)", the errors not
+    yet explained, always last with a share but no ceiling."""
     project_id = make_project(db, write_predictions, dev=100, errors=10)
     review(
         db,
@@ -168,15 +177,26 @@ def test_table_columns_order_and_no_category_row_last(db: Database, write_predic
     assert list(table.columns) == [
         "category",
         "errors",
+        "reviewed",
         "share",
         "ci_low",
         "ci_high",
         "ceiling",
+        "ceiling_low",
+        "ceiling_high",
         "error_after_fix",
+        "error_after_fix_low",
+        "error_after_fix_high",
+        "too_few",
+        "archived",
     ]
     assert list(table["category"]) == ["blurry", "Cropped", "dark", "(no category)"]
     assert list(table["errors"]) == [2, 1, 1, 4]
-    assert row(table, "(no category)")["share"] == pytest.approx(0.5)
+    assert list(table["reviewed"]) == [8, 8, 8, 8]
+    unexplained = row(table, "(no category)")
+    assert (round(unexplained["ci_low"], 4), round(unexplained["ci_high"], 4)) == (0.2152, 0.7848)
+    assert all(math.isnan(unexplained[c]) for c in report.CEILING_COLUMNS[6:12])
+    assert table.attrs["not_yet_explained"] == {"errors": 4, "share": 0.5}
 
 
 def test_overlapping_categories_shares_add_up_to_more_than_one(db: Database, write_predictions):
@@ -380,15 +400,19 @@ def test_no_incorrect_label_category_gives_no_accounting(db: Database, write_pre
         assert report.incorrect_label_accounting(session, project_id=project_id) is None
 
 
-def test_archived_categories_stay_in_the_report(db: Database, write_predictions) -> None:
-    """An archived category's tags are real: it keeps its row and is listed as archived."""
+def test_archived_categories_only_when_asked_for(db: Database, write_predictions) -> None:
+    """An archived category is left out of the ranking unless asked for; then its tags count
+    and it is marked archived."""
     project_id = make_project(db, write_predictions, dev=100, errors=10)
-    review(db, project_id, {"ex0000": ["old idea"], "ex0001": []})
+    review(db, project_id, {"ex0000": ["old idea"], "ex0001": ["blurry"]})
     with db.begin() as session:
         old = session.scalars(select(Category).where(Category.name == "old idea")).one()
         update_category(session, category_id=old.id, archived=True)
-    table = table_for(db, project_id)
+    assert table_for(db, project_id)["category"].tolist() == ["blurry", "(no category)"]
+    table = table_for(db, project_id, include_archived=True)
     assert row(table, "old idea")["errors"] == 1
+    assert bool(row(table, "old idea")["archived"])
+    assert not row(table, "blurry")["archived"]
     assert table.attrs["archived"] == ["old idea"]
 
 
@@ -411,29 +435,39 @@ def test_report_json_has_the_documented_keys(db: Database, write_predictions) ->
     review(db, project_id, {"ex0000": ["blurry"], "ex0001": []})
     with db.begin() as session:
         data = report.report_json(session, project_id=project_id)
-    assert list(data) == ["dev_examples", "misclassified", "dev_error", "reviewed", "categories"]
+    assert list(data) == [
+        "dev_examples",
+        "misclassified",
+        "dev_error",
+        "reviewed",
+        "eyeball_fraction",
+        "categories",
+        "not_yet_explained",
+        "notes",
+    ]
     assert json.loads(json.dumps(data)) == data
     assert (data["dev_examples"], data["misclassified"], data["reviewed"]) == (100, 10, 2)
-    assert [c["category"] for c in data["categories"]] == ["blurry", "(no category)"]
-    assert set(data["categories"][0]) == set(report.CEILING_COLUMNS)
+    assert [c["category"] for c in data["categories"]] == ["blurry"]
+    assert list(data["categories"][0]) == list(report.CEILING_COLUMNS)
     assert data["categories"][0]["ceiling"] == pytest.approx(0.05)
+    assert data["not_yet_explained"] == {
+        "errors": 1,
+        "share": 0.5,
+        "ci_low": pytest.approx(0.0945, abs=1e-4),
+        "ci_high": pytest.approx(0.9055, abs=1e-4),
+    }
+    assert any("model's errors in general" in note for note in data["notes"])
 
 
 def test_empty_project_report(db: Database, write_predictions) -> None:
-    """Before any review the table is just "(no category)" with zeros and a (0, 1) interval."""
+    """Before any review the table is just "(no category)" with no share, no interval and no
+    ceiling (NaN, not 0% in [0%, 100%])."""
     project_id = make_project(db, write_predictions, dev=10, errors=2)
     table = table_for(db, project_id)
-    assert table.to_dict("records") == [
-        {
-            "category": "(no category)",
-            "errors": 0,
-            "share": 0.0,
-            "ci_low": 0.0,
-            "ci_high": 1.0,
-            "ceiling": 0.0,
-            "error_after_fix": 0.2,
-        }
-    ]
+    assert table["category"].tolist() == ["(no category)"]
+    assert table[["errors", "reviewed"]].iloc[0].tolist() == [0, 0]
+    assert table[list(report.FRACTION_COLUMNS)].isna().all(axis=None)
+    assert table.attrs["not_yet_explained"] == {"errors": 0, "share": None}
 
 
 def test_report_queries_do_not_grow_with_the_project(tmp_path, write_predictions) -> None:
@@ -481,13 +515,20 @@ def test_report_command_table(reviewed_project: str) -> None:
     result = CliRunner().invoke(cli, ["--db", reviewed_project, "report", "--project", PROJECT])
     assert result.exit_code == 0, result.output
     assert (
-        "200 dev examples, 20 misclassified (dev error 10.0%), 20 reviewed errors" in result.output
+        "200 dev examples (dev error 10.0%), 20 misclassified, 20 reviewed errors" in result.output
     )
     lines = result.output.splitlines()
     header = next(line for line in lines if line.startswith("category"))
     blurry = next(line for line in lines if line.startswith("blurry"))
-    assert "50.0%" in blurry and "5.00%" in blurry
+    assert blurry.split() == [
+        *("blurry", "10", "20", "50.0%", "29.9%", "-", "70.1%"),
+        *("5.00%", "2.99%", "-", "7.01%", "5.00%", "2.99%", "-", "7.01%"),
+    ]
     assert len(blurry) == len(header)  # right-aligned columns end together
+    assert "Not yet explained: 8 of the 20 reviewed errors (40.0%) are in no category." in (
+        result.output
+    )
+    assert "speak about the model's errors in general" in result.output
     assert "fixing labels could remove at most 1.0 points of the 10.0% dev error" in result.output
 
 
@@ -498,9 +539,13 @@ def test_report_command_csv(reviewed_project: str) -> None:
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "category,errors,share,ci_low,ci_high,ceiling,error_after_fix"
-    assert lines[1].startswith("blurry,10,0.5,")
-    assert lines[-1].startswith("(no category),8,0.4,")
+    assert lines[0] == ",".join(report.CEILING_COLUMNS)
+    assert lines[1].startswith("blurry,10,20,0.5,")
+    assert lines[1].endswith(",False,False")
+    last = lines[-1].split(",")
+    assert last[:4] == ["(no category)", "8", "20", "0.4"]
+    assert [round(float(v), 4) for v in last[4:6]] == [0.2188, 0.6134]
+    assert last[6:] == ["", "", "", "", "", "", "False", "False"]  # no ceiling
 
 
 def test_report_command_json_with_reviewer(reviewed_project: str) -> None:
@@ -512,14 +557,22 @@ def test_report_command_json_with_reviewer(reviewed_project: str) -> None:
     assert data["categories"][0] == {
         "category": "blurry",
         "errors": 10,
+        "reviewed": 20,
         "share": 0.5,
         "ci_low": pytest.approx(0.2993, abs=1e-4),
         "ci_high": pytest.approx(0.7007, abs=1e-4),
         "ceiling": pytest.approx(0.05),
+        "ceiling_low": pytest.approx(0.02993, abs=1e-5),
+        "ceiling_high": pytest.approx(0.07007, abs=1e-5),
         "error_after_fix": pytest.approx(0.05),
+        "error_after_fix_low": pytest.approx(0.02993, abs=1e-5),
+        "error_after_fix_high": pytest.approx(0.07007, abs=1e-5),
+        "too_few": False,
+        "archived": False,
     }
     nobody = json.loads(runner.invoke(cli, [*base, "--reviewer", "zed"]).output)
     assert nobody["reviewed"] == 0
+    assert [c["share"] for c in nobody["categories"]] == [None, None]
 
 
 def test_report_command_unknown_project_is_one_line(reviewed_project: str) -> None:
