@@ -76,7 +76,9 @@ def _effort_ranking(table: pd.DataFrame, categories) -> pd.DataFrame:
     ranked["effort"] = ranked["category"].map(efforts).astype("float64")
     ranked["ceiling_per_effort"] = ranked["ceiling"] / ranked["effort"]
     ranked["_name"] = ranked["category"].str.casefold()
-    ranked = ranked.sort_values(["ceiling_per_effort", "_name"], ascending=[False, True])
+    ranked = ranked.sort_values(
+        ["ceiling_per_effort", "_name"], ascending=[False, True], na_position="last"
+    )
     return ranked.drop(columns="_name").reset_index(drop=True)
 
 
@@ -182,6 +184,7 @@ st.dataframe(
         "error_after_fix": st.column_config.Column("error after fix"),
         "error_after_fix_low": st.column_config.Column("error after fix 95% low"),
         "error_after_fix_high": st.column_config.Column("error after fix 95% high"),
+        "archived": st.column_config.CheckboxColumn("archived"),
     },
 )
 
