@@ -152,6 +152,13 @@ metrics[2].metric(
 )
 metrics[3].metric("Reviewed errors", f"{top.reviewed:,}")
 (st.warning if top.reviewed < review_queue.TOO_FEW_TO_RANK else st.caption)(top.sample_guidance)
+if top.reviewed:
+    # What the shares below rest on: random reviews only; targeted ones are counted apart.
+    (st.warning if top.targeted and not top.random_reviews else st.caption)(
+        f"The shares are estimated {top.estimate_basis}. Reviews reached by another filter, "
+        "the confidence order or by hand are a targeted look: useful for finding categories, "
+        "not for measuring them."
+    )
 if accounting is not None:
     st.info(f"**Incorrectly labeled:** {plain(accounting.sentence)}. {plain(accounting.hint)}")
 

@@ -57,11 +57,16 @@ class ShareEstimate:
 
 
 def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a proportion of `successes` out of `n` (95% by default)."""
-    if n <= 0 or successes < 0 or successes > n:
+    """The Wilson score interval of the proportion successes / n; (nan, nan) when n is 0.
+
+    Raises ValueError for counts that are no sample (negative, or more successes than n).
+    """
+    if n < 0 or successes < 0 or successes > n:
         raise ValueError(
-            f"a proportion needs 0 <= successes <= n and n > 0, not {successes} of {n}"
+            f"a Wilson interval needs 0 <= successes <= n, got {successes} successes of {n}"
         )
+    if n == 0:
+        return math.nan, math.nan
     return _wilson_at(successes / n, n, z=z)
 
 

@@ -35,11 +35,13 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import and_, exists, func, or_, select, true
+from sqlalchemy import and_, case, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
-from labeltool.models import Category, Example, Project, Review, Tag
+from labeltool.estimate import ShareEstimate, Stratum, direct, post_stratified
+from labeltool.estimate import wilson_interval as wilson_interval  # the report's interval, too
+from labeltool.models import Category, Example, Project, ReachedBy, Review, Tag
 from labeltool.review_queue import TOO_FEW_TO_RANK, sample_guidance
 from labeltool.sample import (
     ConfusionPair,
@@ -69,6 +71,7 @@ CEILING_COLUMNS = (
     "error_after_fix_high",
     "too_few",
     "archived",
+    "targeted_errors",
 )
 #: The columns holding fractions (NaN when no review could have used the category).
 FRACTION_COLUMNS = CEILING_COLUMNS[3:12]
@@ -87,11 +90,13 @@ NOTES = (
     "itself a sample); the ceiling and error-after-fix intervals are the share's interval "
     "times the dev error.",
     f"too_few: the share rests on fewer than {TOO_FEW_TO_RANK} reviews, too few to rank.",
+    "The shares rest on the random reviews (the random queue of all errors, or of one "
+    "confusion pair, weighted back by the pairs' sizes); reviews reached by another filter, "
+    "the confidence order or by hand are targeted: counted (targeted_errors) but not estimated "
+    "from. coverage: the share of the errors the random reviews speak for.",
     "not yet explained: reviewed errors in no category, apart from the ranking and without "
     "a ceiling.",
 )
-#: z for a two-sided 95% interval.
-Z_95 = 1.959964
 #: When incorrect labels explain at least this share of the errors, fixing labels is worth it.
 LARGE_INCORRECT_LABEL_SHARE = 0.15
 
@@ -113,6 +118,31 @@ class Headline:
     not_yet_explained: int = 0
     #: The project's eyeball share (None: the whole dev set is reviewed).
     eyeball_fraction: float | None = None
+    #: Reviewed errors that are a random sample (of all errors, or of one confusion pair):
+    #: what the shares rest on; the others are `targeted` (counted, shown, not estimated from).
+    random_reviews: int = 0
+    targeted: int = 0
+    #: The share of the errors that count that the random reviews speak for.
+    coverage: float = 0.0
+    #: Whether the shares weight confusion pairs by their sizes (some reviews came from one
+    #: pair's random queue) rather than read the random reviews directly.
+    stratified: bool = False
+
+    @property
+    def estimate_basis(self) -> str:
+        """What the shares rest on, in words, e.g. "from 82 random reviews covering 100% of
+        the errors; 12 targeted reviews not counted"."""
+        reviews = "review" if self.random_reviews == 1 else "reviews"
+        text = (
+            f"from {self.random_reviews} random {reviews} covering {self.coverage:.1%} of the "
+            "errors"
+        )
+        if self.stratified:
+            text += ", confusion pairs weighted by their sizes"
+        if self.targeted:
+            targeted = "review" if self.targeted == 1 else "reviews"
+            text += f"; {self.targeted} targeted {targeted} not counted"
+        return text
 
     @property
     def not_yet_explained_share(self) -> float | None:
@@ -141,28 +171,6 @@ class IncorrectLabelAccounting:
     reviewed: int = 0
 
 
-def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of the proportion successes / n; (nan, nan) when n is 0.
-
-    Raises ValueError for counts that are no sample (negative, or more successes than n).
-    """
-    if n < 0 or successes < 0 or successes > n:
-        raise ValueError(
-            f"a Wilson interval needs 0 <= successes <= n, got {successes} successes of {n}"
-        )
-    if n == 0:
-        return math.nan, math.nan
-    p = successes / n
-    z2 = z * z
-    denominator = 1 + z2 / n
-    centre = (p + z2 / (2 * n)) / denominator
-    half_width = z / denominator * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    # At 0 or n successes the bound is exactly 0 or 1; skip the rounding error there.
-    low = 0.0 if successes <= 0 else max(0.0, centre - half_width)
-    high = 1.0 if successes >= n else min(1.0, centre + half_width)
-    return low, high
-
-
 def headline(
     session: Session,
     *,
@@ -180,6 +188,9 @@ def headline(
     untagged = _untagged_count(
         session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
     )
+    design = _design(
+        session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+    )
     return Headline(
         dev_examples=dev_examples,
         misclassified=misclassified,
@@ -190,6 +201,10 @@ def headline(
         eyeball_fraction=session.scalar(
             select(Project.eyeball_fraction).where(Project.id == project_id)
         ),
+        random_reviews=design.random_reviews,
+        targeted=design.targeted,
+        coverage=design.coverage,
+        stratified=design.stratified,
     )
 
 
@@ -215,7 +230,12 @@ def ceiling_table(
     )
     if not include_archived:
         counts = [c for c in counts if not c.archived]
-    rows = [_ceiling_row(c, top) for c in counts]
+    sizes = (
+        _pair_sizes(session, project_id=project_id, confusion_pair=confusion_pair)
+        if top.stratified
+        else None
+    )
+    rows = [_ceiling_row(c, top, sizes) for c in counts]
     rows.sort(
         key=lambda row: (
             math.isnan(row["share"]),
@@ -235,7 +255,7 @@ def ceiling_table(
     frame = frame.astype(
         {"category": "object", "errors": "int64", "reviewed": "int64"}
         | {c: "float64" for c in FRACTION_COLUMNS}
-        | {"too_few": "bool", "archived": "bool"}
+        | {"too_few": "bool", "archived": "bool", "targeted_errors": "int64"}
     )
     frame.attrs["archived"] = [c.name for c in counts if c.archived]
     frame.attrs["not_yet_explained"] = {
@@ -427,6 +447,7 @@ def report_json(
             **{column: _number(row[column]) for column in FRACTION_COLUMNS},
             "too_few": bool(row["too_few"]),
             "archived": bool(row["archived"]),
+            "targeted_errors": int(row["targeted_errors"]),
         }
         for row in _ranking(table).to_dict("records")
     ]
@@ -437,6 +458,11 @@ def report_json(
         "dev_error": top.dev_error,
         "reviewed": top.reviewed,
         "eyeball_fraction": top.eyeball_fraction,
+        "random_reviews": top.random_reviews,
+        "targeted": top.targeted,
+        "coverage": top.coverage,
+        "stratified": top.stratified,
+        "estimate_basis": top.estimate_basis,
         "categories": categories,
         "not_yet_explained": {
             "errors": top.not_yet_explained,
@@ -476,6 +502,8 @@ def report_text(
             f"{top.misclassified} misclassified as it{part}, {top.reviewed} reviewed {errors}"
         )
     lines.append(top.sample_guidance)
+    if top.reviewed:
+        lines.append(f"The shares are estimated {top.estimate_basis}.")
     lines.append("")
     if top.reviewed == 0:
         lines.append("No errors reviewed yet: no shares, intervals or ceilings to show.")
@@ -501,10 +529,29 @@ def report_text(
 class _CategoryCount:
     name: str
     archived: bool
-    #: Reviewed errors tagged with the category (the numerator).
+    #: Random reviews tagged with the category (the numerator).
     errors: int
-    #: Reviews that could have used it (the denominator).
+    #: Random reviews that could have used it (the denominator).
     reviewed: int
+    #: Per confusion pair: (random reviews that could have used it, of them tagged with it).
+    by_pair: dict[tuple[str, str], tuple[int, int]] | None = None
+    #: Targeted reviews tagged with it: counted and shown, not estimated from.
+    targeted_errors: int = 0
+
+
+@dataclass(frozen=True)
+class _Design:
+    """How the reviewed sample was reached, overall."""
+
+    random_reviews: int
+    targeted: int
+    coverage: float
+    stratified: bool
+
+
+#: How a reviewed example's first review reached it, for the estimate (labeltool.estimate).
+_ALL, _PAIR, _TARGETED = "all", "pair", "targeted"
+_TARGETED_WAYS = tuple(way.value for way in ReachedBy if not way.is_random)
 
 
 def _dev_counts(
@@ -533,8 +580,11 @@ def _reviewed_count(
 
 
 def _last_reviews(*, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair):
-    """Subquery (pk, at): each example of the reviewed sample and its counted reviewers'
-    latest review time (NULL without a Review row: when it was looked at is unknown)."""
+    """Subquery (pk, at, label, prediction, design): each example of the reviewed sample, its
+    counted reviewers' latest review time (NULL without a Review row: when it was looked at is
+    unknown), its confusion pair, and how its first review reached it (_ALL: the random queue
+    of all errors, _PAIR: one pair's random queue, _TARGETED: anything else; examples with no
+    Review row count as the random queue, the review screen's default)."""
     names = reviewer_names(reviewer)
     latest = (
         select(Review.example_pk.label("pk"), func.max(Review.reviewed_at).label("at"))
@@ -549,10 +599,27 @@ def _last_reviews(*, project_id: int, reviewer: Reviewers, confusion_pair: Confu
         .group_by(Review.example_pk)
         .subquery()
     )
+    first = (
+        select(Review.example_pk.label("pk"), Review.reached.label("reached"))
+        .where(Review.id.in_(select(func.min(Review.id)).group_by(Review.example_pk)))
+        .subquery()
+    )
+    design = case(
+        (first.c.reached.in_(_TARGETED_WAYS), _TARGETED),
+        (first.c.reached == ReachedBy.RANDOM_IN_PAIR.value, _PAIR),
+        else_=_ALL,
+    )
     return (
-        select(Example.id.label("pk"), latest.c.at)
+        select(
+            Example.id.label("pk"),
+            latest.c.at,
+            Example.label,
+            Example.prediction,
+            design.label("design"),
+        )
         .select_from(Example)
         .outerjoin(latest, latest.c.pk == Example.id)
+        .outerjoin(first, first.c.pk == Example.id)
         .where(
             *in_reviewed_sample(
                 project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
@@ -562,56 +629,104 @@ def _last_reviews(*, project_id: int, reviewer: Reviewers, confusion_pair: Confu
     )
 
 
+def _pair_sizes(
+    session: Session, *, project_id: int, confusion_pair: ConfusionPair
+) -> dict[tuple[str, str], int]:
+    """{(label, prediction): errors that count} for every confusion pair (or the one given)."""
+    rows = session.execute(
+        select(Example.label, Example.prediction, func.count())
+        .where(*errors_that_count(project_id), *confusion_pair_conditions(confusion_pair))
+        .group_by(Example.label, Example.prediction)
+    ).all()
+    return {(label, prediction): int(n) for label, prediction, n in rows}
+
+
+def _design(
+    session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
+) -> _Design:
+    """Random and targeted reviews, whether pairs must be weighted, and the coverage."""
+    last = _last_reviews(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    rows = session.execute(
+        select(last.c.label, last.c.prediction, last.c.design, func.count()).group_by(
+            last.c.label, last.c.prediction, last.c.design
+        )
+    ).all()
+    random = {(label, prediction) for label, prediction, design, _ in rows if design != _TARGETED}
+    random_reviews = sum(n for *_, design, n in rows if design != _TARGETED)
+    targeted = sum(n for *_, design, n in rows if design == _TARGETED)
+    stratified = any(design == _PAIR for *_, design, _ in rows)
+    coverage = 1.0 if random_reviews else 0.0
+    if stratified:
+        sizes = _pair_sizes(session, project_id=project_id, confusion_pair=confusion_pair)
+        total = sum(sizes.values())
+        coverage = sum(n for pair, n in sizes.items() if pair in random) / total if total else 0.0
+    return _Design(random_reviews, targeted, coverage, stratified)
+
+
 def _category_counts(
     session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
 ) -> list[_CategoryCount]:
-    """Per category (archived ones too): reviewed errors tagged with it (distinct examples),
-    and the reviews that could have used it: latest review at or after the category was
-    created (timestamps compared in SQL), or no Review row, plus those tagged with it."""
-    joined = and_(
-        Tag.category_id == Category.id,
-        *counted_tags(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair),
-    )
-    rows = session.execute(
-        select(
-            Category.id,
-            Category.name,
-            Category.archived,
-            func.count(Tag.example_pk.distinct()),
-        )
-        .select_from(Category)
-        .outerjoin(Tag, joined)
-        .where(Category.project_id == project_id)
-        .group_by(Category.id, Category.name, Category.archived)
-    ).all()
+    """Per category (archived ones too), by confusion pair and by how the reviews were reached:
+    reviewed errors tagged with it (distinct examples), and the reviews that could have used
+    it: latest review at or after the category was created (timestamps compared in SQL), or no
+    Review row, plus those tagged with it. Random reviews make the numerator and denominator;
+    targeted ones are only counted (`targeted_errors`)."""
     last = _last_reviews(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
-    since = dict(
-        session.execute(
-            select(Category.id, func.count())
-            .select_from(Category)
-            .join(last, or_(last.c.at.is_(None), last.c.at >= Category.created_at))
-            .where(Category.project_id == project_id)
-            .group_by(Category.id)
-        ).all()
-    )
-    tagged_before = dict(
-        session.execute(
-            select(Tag.category_id, func.count(Tag.example_pk.distinct()))
-            .join(last, last.c.pk == Tag.example_pk)
-            .join(Category, Category.id == Tag.category_id)
-            .where(*tagged_by(reviewer), last.c.at < Category.created_at)
-            .group_by(Tag.category_id)
-        ).all()
-    )
-    return [
-        _CategoryCount(
-            name=name,
-            archived=bool(archived),
-            errors=int(n),
-            reviewed=int(since.get(pk, 0)) + int(tagged_before.get(pk, 0)),
+    by = (last.c.label, last.c.prediction, last.c.design)
+    categories = session.execute(
+        select(Category.id, Category.name, Category.archived).where(
+            Category.project_id == project_id
         )
-        for pk, name, archived, n in rows
-    ]
+    ).all()
+    tagged = session.execute(
+        select(Tag.category_id, *by, func.count(Tag.example_pk.distinct()))
+        .join(last, last.c.pk == Tag.example_pk)
+        .join(Category, Category.id == Tag.category_id)
+        .where(Category.project_id == project_id, *tagged_by(reviewer))
+        .group_by(Tag.category_id, *by)
+    ).all()
+    since = session.execute(
+        select(Category.id, *by, func.count())
+        .select_from(Category)
+        .join(last, or_(last.c.at.is_(None), last.c.at >= Category.created_at))
+        .where(Category.project_id == project_id)
+        .group_by(Category.id, *by)
+    ).all()
+    tagged_before = session.execute(
+        select(Tag.category_id, *by, func.count(Tag.example_pk.distinct()))
+        .join(last, last.c.pk == Tag.example_pk)
+        .join(Category, Category.id == Tag.category_id)
+        .where(*tagged_by(reviewer), last.c.at < Category.created_at)
+        .group_by(Tag.category_id, *by)
+    ).all()
+    numerator: dict[int, dict] = {}
+    denominator: dict[int, dict] = {}
+    targeted: dict[int, int] = {}
+    for pk, label, prediction, design, n in tagged:
+        if design == _TARGETED:
+            targeted[pk] = targeted.get(pk, 0) + int(n)
+        else:
+            cell = numerator.setdefault(pk, {})
+            cell[(label, prediction)] = cell.get((label, prediction), 0) + int(n)
+    for pk, label, prediction, design, n in [*since, *tagged_before]:
+        if design != _TARGETED:
+            cell = denominator.setdefault(pk, {})
+            cell[(label, prediction)] = cell.get((label, prediction), 0) + int(n)
+    counts = []
+    for pk, name, archived in categories:
+        pairs = denominator.get(pk, {})
+        hits = numerator.get(pk, {})
+        counts.append(
+            _CategoryCount(
+                name=name,
+                archived=bool(archived),
+                errors=sum(hits.values()),
+                reviewed=sum(pairs.values()),
+                by_pair={pair: (n, hits.get(pair, 0)) for pair, n in pairs.items()},
+                targeted_errors=targeted.get(pk, 0),
+            )
+        )
+    return counts
 
 
 def _untagged_count(
@@ -627,15 +742,22 @@ def _untagged_count(
     )
 
 
-def _ceiling_row(count: _CategoryCount, top: Headline) -> dict:
-    """A ceiling table row; NaN fractions when no review could have used the category."""
-    n = count.reviewed
-    share = count.errors / n if n else math.nan
-    low, high = wilson_interval(count.errors, n)
+def _ceiling_row(
+    count: _CategoryCount, top: Headline, sizes: dict[tuple[str, str], int] | None = None
+) -> dict:
+    """A ceiling table row; NaN fractions when no random review could have used the category.
+
+    The share is estimated from the random reviews (labeltool.estimate): read directly, or,
+    when some came from one pair's queue, weighted back by the pairs' `sizes`.
+    """
+    estimate = _estimate(count, top, sizes)
+    share = math.nan if estimate.share is None else estimate.share
+    low = math.nan if estimate.low is None else estimate.low
+    high = math.nan if estimate.high is None else estimate.high
     return {
         "category": count.name,
         "errors": count.errors,
-        "reviewed": n,
+        "reviewed": count.reviewed,
         "share": share,
         "ci_low": low,
         "ci_high": high,
@@ -645,9 +767,24 @@ def _ceiling_row(count: _CategoryCount, top: Headline) -> dict:
         "error_after_fix": top.dev_error - share * top.dev_error,
         "error_after_fix_low": top.dev_error - high * top.dev_error,
         "error_after_fix_high": top.dev_error - low * top.dev_error,
-        "too_few": n < TOO_FEW_TO_RANK,
+        "too_few": count.reviewed < TOO_FEW_TO_RANK,
         "archived": count.archived,
+        "targeted_errors": count.targeted_errors,
     }
+
+
+def _estimate(
+    count: _CategoryCount, top: Headline, sizes: dict[tuple[str, str], int] | None
+) -> ShareEstimate:
+    if not (top.stratified and sizes and count.by_pair is not None):
+        return direct(count.errors, count.reviewed)
+    return post_stratified(
+        [
+            Stratum(errors=size, reviewed=n, tagged=tagged)
+            for pair, size in sizes.items()
+            for n, tagged in [count.by_pair.get(pair, (0, 0))]
+        ]
+    )
 
 
 def _ranking(table: pd.DataFrame) -> pd.DataFrame:

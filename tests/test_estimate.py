@@ -49,8 +49,8 @@ def test_nothing_reviewed_gives_no_share_and_no_interval() -> None:
 
 @pytest.mark.parametrize(("successes", "n"), [(5, 3), (-1, 4), (1, 0), (0, -2)])
 def test_impossible_counts_are_refused_clearly(successes: int, n: int) -> None:
-    """More successes than trials, negative counts or no trials raise a clear ValueError."""
-    with pytest.raises(ValueError, match="a proportion needs"):
+    """More successes than trials or negative counts raise a clear ValueError."""
+    with pytest.raises(ValueError, match="a Wilson interval needs"):
         wilson_interval(successes, n)
 
 

@@ -289,7 +289,8 @@ def test_bad_files_are_refused_and_change_nothing(
         (
             "report",
             "category,errors,reviewed,share,ci_low,ci_high,ceiling,ceiling_low,ceiling_high,"
-            "error_after_fix,error_after_fix_low,error_after_fix_high,too_few,archived",
+            "error_after_fix,error_after_fix_low,error_after_fix_high,too_few,archived,"
+            "targeted_errors",
             3,
         ),
         ("corrections", "example_id,label,corrected_label", 1),

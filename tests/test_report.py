@@ -16,7 +16,7 @@ from labeltool.categories import create_category, update_category
 from labeltool.cli import cli
 from labeltool.db import Database
 from labeltool.importing import import_predictions
-from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
+from labeltool.models import Category, Example, Project, ReachedBy, Review, ReviewState, Tag
 from labeltool.projects import get_project
 from tests.conftest import loaded_examples, make_rows, recorded_statements
 
@@ -50,10 +50,12 @@ def review(
     *,
     reviewer: str = "ann",
     state: ReviewState = ReviewState.REVIEWED,
+    reached: ReachedBy = ReachedBy.RANDOM,
 ) -> None:
     """Put each example in `state`; when that counts as reviewed, record `reviewer`'s Review
-    row and their tags (categories are created as needed, as if there from the start: dated
-    with the project and without marking re-review, so every review could have used them)."""
+    row (reached as `reached`) and their tags (categories are created as needed, as if there
+    from the start: dated with the project and without marking re-review, so every review
+    could have used them)."""
     with db.begin() as session:
         categories = {
             c.name: c
@@ -75,7 +77,7 @@ def review(
             ).one()
             example.review_state = state.value
             if state.value in (ReviewState.REVIEWED.value, ReviewState.NEEDS_REREVIEW.value):
-                session.add(Review(example_pk=example.id, reviewer=reviewer))
+                session.add(Review(example_pk=example.id, reviewer=reviewer, reached=reached))
             for name in names:
                 session.add(
                     Tag(example_pk=example.id, category_id=categories[name].id, reviewer=reviewer)
@@ -189,6 +191,7 @@ def test_table_columns_order_and_no_category_row_last(db: Database, write_predic
         "error_after_fix_high",
         "too_few",
         "archived",
+        "targeted_errors",
     ]
     assert list(table["category"]) == ["blurry", "Cropped", "dark", "(no category)"]
     assert list(table["errors"]) == [2, 1, 1, 4]
@@ -441,6 +444,11 @@ def test_report_json_has_the_documented_keys(db: Database, write_predictions) ->
         "dev_error",
         "reviewed",
         "eyeball_fraction",
+        "random_reviews",
+        "targeted",
+        "coverage",
+        "stratified",
+        "estimate_basis",
         "categories",
         "not_yet_explained",
         "notes",
@@ -541,11 +549,11 @@ def test_report_command_csv(reviewed_project: str) -> None:
     lines = result.output.splitlines()
     assert lines[0] == ",".join(report.CEILING_COLUMNS)
     assert lines[1].startswith("blurry,10,20,0.5,")
-    assert lines[1].endswith(",False,False")
+    assert lines[1].endswith(",False,False,0")
     last = lines[-1].split(",")
     assert last[:4] == ["(no category)", "8", "20", "0.4"]
     assert [round(float(v), 4) for v in last[4:6]] == [0.2188, 0.6134]
-    assert last[6:] == ["", "", "", "", "", "", "False", "False"]  # no ceiling
+    assert last[6:] == ["", "", "", "", "", "", "False", "False", "0"]  # no ceiling
 
 
 def test_report_command_json_with_reviewer(reviewed_project: str) -> None:
@@ -569,6 +577,7 @@ def test_report_command_json_with_reviewer(reviewed_project: str) -> None:
         "error_after_fix_high": pytest.approx(0.07007, abs=1e-5),
         "too_few": False,
         "archived": False,
+        "targeted_errors": 0,
     }
     nobody = json.loads(runner.invoke(cli, [*base, "--reviewer", "zed"]).output)
     assert nobody["reviewed"] == 0

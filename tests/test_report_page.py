@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest, app_test
 from labeltool import export, report
 from labeltool.categories import update_category
 from labeltool.db import Database
-from labeltool.models import Category
+from labeltool.models import Category, ReachedBy
 from tests.test_report import error_ids, make_project, review
 
 PAGE = "app_pages/report.py"
@@ -275,3 +275,26 @@ def test_category_named_like_a_wide_column_blocks_only_that_download(
         "download_report",
         "download_corrections",
     ]
+
+
+def test_the_page_says_in_words_what_the_estimate_rests_on(
+    open_page, sqlite_db: Database, write_predictions
+) -> None:
+    """With 6 random and 4 targeted reviews the page says the shares come from 6 random
+    reviews covering all the errors, 4 targeted ones not counted."""
+    project_id = make_project(sqlite_db, write_predictions, dev=100, errors=10)
+    review(sqlite_db, project_id, {i: [] for i in error_ids(6)})
+    review(
+        sqlite_db,
+        project_id,
+        {i: ["blurry"] for i in error_ids(4, 6)},
+        reached=ReachedBy.BY_HAND,
+    )
+
+    at = open_page()
+
+    captions = [c.value for c in at.caption]
+    assert any(
+        "from 6 random reviews covering 100.0% of the errors; 4 targeted reviews not counted" in c
+        for c in captions
+    ), captions
