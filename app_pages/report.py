@@ -132,10 +132,10 @@ scope = {"project_id": project.id, "reviewer": who, "confusion_pair": pair}
 # downloads are built only when one is clicked (see the end of the page).
 with transaction() as session:
     top = report.headline(session, **scope)
-    table = report.ceiling_table(session, **scope)
+    table = report.ceiling_table(session, **scope, top=top)
     categories = list_categories(session, project_id=project.id, include_archived=True)
     accounting = (
-        report.incorrect_label_accounting(session, **scope)
+        report.incorrect_label_accounting(session, **scope, top=top)
         if any(c.marks_incorrect_label for c in categories)
         else None
     )

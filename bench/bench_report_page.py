@@ -101,8 +101,8 @@ def page_rerun(db: Database, project_id: int, timed: Callable) -> None:
             lambda: review_queue.confusion_pairs(session, project_id=project_id),
         )
     with db.begin() as session:
-        timed("headline", lambda: report.headline(session, **scope))
-        timed("ceiling_table", lambda: report.ceiling_table(session, **scope))
+        top = timed("headline", lambda: report.headline(session, **scope))
+        timed("ceiling_table", lambda: report.ceiling_table(session, **scope, top=top))
         categories = timed(
             "list_categories",
             lambda: list_categories(session, project_id=project_id, include_archived=True),
@@ -110,7 +110,7 @@ def page_rerun(db: Database, project_id: int, timed: Callable) -> None:
         if any(c.marks_incorrect_label for c in categories):
             timed(
                 "incorrect_label_accounting",
-                lambda: report.incorrect_label_accounting(session, **scope),
+                lambda: report.incorrect_label_accounting(session, **scope, top=top),
             )
     with db.begin() as session:
         timed("error_by_split", lambda: splits.error_by_split(session, project_id=project_id))

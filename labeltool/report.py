@@ -215,6 +215,7 @@ def ceiling_table(
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
     include_archived: bool = False,
+    top: Headline | None = None,
 ) -> pd.DataFrame:
     """One row per category, worst first: by share of errors, categories without one after;
     then the NO_CATEGORY row of the errors not yet explained.
@@ -224,7 +225,10 @@ def ceiling_table(
     part of the ranking: it has a share and its interval but no ceiling (NaN); its errors and
     share are also in `frame.attrs["not_yet_explained"]`.
     """
-    top = headline(session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    if top is None:  # the caller may pass the headline it already has (one per rerun)
+        top = headline(
+            session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        )
     counts = _category_counts(
         session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
     )
@@ -305,6 +309,7 @@ def incorrect_label_accounting(
     project_id: int,
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
+    top: Headline | None = None,
 ) -> IncorrectLabelAccounting | None:
     """Split the dev error into incorrect labels and other causes; None without such a category.
 
@@ -319,7 +324,10 @@ def incorrect_label_accounting(
     if not marked:
         return None
     names = tuple(name for name, _ in marked)
-    top = headline(session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    if top is None:  # the caller may pass the headline it already has (one per rerun)
+        top = headline(
+            session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        )
     marked_ids = select(Category.id).where(
         Category.project_id == project_id, Category.marks_incorrect_label == true()
     )
@@ -674,31 +682,46 @@ def _category_counts(
     last = _last_reviews(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
     by = (last.c.label, last.c.prediction, last.c.design)
     categories = session.execute(
-        select(Category.id, Category.name, Category.archived).where(
+        select(Category.id, Category.name, Category.archived, Category.created_at).where(
             Category.project_id == project_id
         )
     ).all()
-    tagged = session.execute(
-        select(Tag.category_id, *by, func.count(Tag.example_pk.distinct()))
+    # One pass over the tags of the sample: each category's tagged examples, and those of
+    # them last reviewed before it existed (they could use it: they were tagged with it).
+    before = case((last.c.at < Category.created_at, Tag.example_pk))
+    tagged_rows = session.execute(
+        select(
+            Tag.category_id,
+            *by,
+            func.count(Tag.example_pk.distinct()),
+            func.count(before.distinct()),
+        )
         .join(last, last.c.pk == Tag.example_pk)
         .join(Category, Category.id == Tag.category_id)
         .where(Category.project_id == project_id, *tagged_by(reviewer))
         .group_by(Tag.category_id, *by)
     ).all()
-    since = session.execute(
-        select(Category.id, *by, func.count())
-        .select_from(Category)
-        .join(last, or_(last.c.at.is_(None), last.c.at >= Category.created_at))
-        .where(Category.project_id == project_id)
-        .group_by(Category.id, *by)
-    ).all()
-    tagged_before = session.execute(
-        select(Tag.category_id, *by, func.count(Tag.example_pk.distinct()))
-        .join(last, last.c.pk == Tag.example_pk)
-        .join(Category, Category.id == Tag.category_id)
-        .where(*tagged_by(reviewer), last.c.at < Category.created_at)
-        .group_by(Tag.category_id, *by)
-    ).all()
+    tagged = [
+        (pk, label, prediction, design, n) for pk, label, prediction, design, n, _ in tagged_rows
+    ]
+    tagged_before = [
+        (pk, label, prediction, design, b) for pk, label, prediction, design, _, b in tagged_rows
+    ]
+    # One pass over the sample: per category, the examples last reviewed after it existed
+    # (or with no Review row), as a conditional count per category.
+    since: list[tuple] = []
+    if categories:
+        counted = [
+            func.sum(case((or_(last.c.at.is_(None), last.c.at >= created), 1), else_=0))
+            for _, _, _, created in categories
+        ]
+        for label, prediction, design, *per_category in session.execute(
+            select(*by, *counted).group_by(*by)
+        ):
+            since += [
+                (pk, label, prediction, design, int(n or 0))
+                for (pk, *_), n in zip(categories, per_category, strict=True)
+            ]
     numerator: dict[int, dict] = {}
     denominator: dict[int, dict] = {}
     targeted: dict[int, int] = {}
@@ -713,7 +736,7 @@ def _category_counts(
             cell = denominator.setdefault(pk, {})
             cell[(label, prediction)] = cell.get((label, prediction), 0) + int(n)
     counts = []
-    for pk, name, archived in categories:
+    for pk, name, archived, _ in categories:
         pairs = denominator.get(pk, {})
         hits = numerator.get(pk, {})
         counts.append(
