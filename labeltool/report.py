@@ -313,8 +313,9 @@ def incorrect_label_accounting(
 ) -> IncorrectLabelAccounting | None:
     """Split the dev error into incorrect labels and other causes; None without such a category.
 
-    An example tagged with several incorrect-label categories counts once; the share's
-    denominator is the reviews that could have used one of them (see the module doc).
+    An example tagged with several incorrect-label categories counts once; the share is
+    estimated like a category's (random reviews only, pairs weighted by their sizes when some
+    were reviewed in their own queues) from the reviews that could have used one of them.
     """
     marked = session.execute(
         select(Category.name, Category.created_at)
@@ -331,11 +332,6 @@ def incorrect_label_accounting(
     marked_ids = select(Category.id).where(
         Category.project_id == project_id, Category.marks_incorrect_label == true()
     )
-    tag_filter = [
-        *counted_tags(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair),
-        Tag.category_id.in_(marked_ids),
-    ]
-    errors = session.scalar(select(func.count(Tag.example_pk.distinct())).where(*tag_filter)) or 0
     last = _last_reviews(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
     earliest = select(func.min(Category.created_at)).where(
         Category.project_id == project_id, Category.marks_incorrect_label == true()
@@ -343,15 +339,34 @@ def incorrect_label_accounting(
     tagged = exists().where(
         Tag.example_pk == last.c.pk, Tag.category_id.in_(marked_ids), *tagged_by(reviewer)
     )
-    reviewed = int(
-        session.scalar(
-            select(func.count()).where(
-                or_(last.c.at.is_(None), last.c.at >= earliest.scalar_subquery(), tagged)
+    # Like a category's share: from the random reviews that could have used one of them, by
+    # confusion pair, so pairs reviewed in their own queues are weighted by their sizes.
+    by_pair = {
+        (label, prediction): (int(n), int(x))
+        for label, prediction, n, x in session.execute(
+            select(last.c.label, last.c.prediction, func.count(), func.count().filter(tagged))
+            .where(
+                last.c.design != _TARGETED,
+                or_(last.c.at.is_(None), last.c.at >= earliest.scalar_subquery(), tagged),
             )
+            .group_by(last.c.label, last.c.prediction)
         )
-        or 0
+    }
+    count = _CategoryCount(
+        name=", ".join(names),
+        archived=False,
+        errors=sum(x for _, x in by_pair.values()),
+        reviewed=sum(n for n, _ in by_pair.values()),
+        by_pair=by_pair,
     )
-    share = errors / reviewed if reviewed else 0.0
+    sizes = (
+        _pair_sizes(session, project_id=project_id, confusion_pair=confusion_pair)
+        if top.stratified
+        else None
+    )
+    estimate = _estimate(count, top, sizes)
+    errors, reviewed = count.errors, count.reviewed
+    share = estimate.share or 0.0
     due = top.dev_error * share
     where = f" from {confusion_pair[0]}-as-{confusion_pair[1]}" if confusion_pair else ""
     sentence = (

@@ -121,3 +121,22 @@ def test_a_whole_queue_review_speaks_for_its_pair_when_pairs_are_weighted(
 
     assert blurry["share"] == pytest.approx(0.125)
     assert (data["coverage"], data["stratified"], data["random_reviews"]) == (1.0, True, 8)
+
+
+def test_incorrect_labels_are_accounted_from_the_random_reviews_too(
+    db: Database, write_predictions
+) -> None:
+    """6 random reviews (2 incorrectly labeled) and 4 picked by hand (all 4): incorrect labels
+    are 2/6 of the errors, so 10% x 1/3 = 3.3 points of the 10% dev error, not 6/10."""
+    project_id = make_project(db, write_predictions, dev=100, errors=10)
+    wrong = ["incorrectly labeled"]
+    review(db, project_id, {f"ex{i:04d}": wrong if i < 2 else [] for i in range(6)})
+    review(db, project_id, {f"ex{i:04d}": wrong for i in range(6, 10)}, reached=ReachedBy.BY_HAND)
+
+    with db.begin() as session:
+        accounting = report.incorrect_label_accounting(session, project_id=project_id)
+
+    assert (accounting.errors, accounting.reviewed) == (2, 6)
+    assert accounting.share == pytest.approx(1 / 3)
+    assert accounting.due_to_incorrect_labels == pytest.approx(0.1 / 3)
+    assert "3.3 points of the 10.0% dev error" in accounting.sentence
