@@ -167,8 +167,9 @@ archived = set(table.attrs.get("archived", ()))
 shown = table.copy()
 shown["category"] = [f"{n} (archived)" if n in archived else n for n in shown["category"]]
 st.subheader("Categories by share of errors")
+ranked = shown[table["category"] != report.NO_CATEGORY]  # not yet explained: apart, below
 st.dataframe(
-    _percentages(shown, PERCENT_COLUMNS),
+    _percentages(ranked, PERCENT_COLUMNS),
     key="ceiling_table",
     hide_index=True,
     width="stretch",
@@ -194,6 +195,13 @@ st.dataframe(
         "archived": st.column_config.CheckboxColumn("archived"),
     },
 )
+if top.reviewed:
+    unexplained = top.not_yet_explained_share or 0.0
+    st.caption(
+        f"**Not yet explained:** {top.not_yet_explained} of the {top.reviewed} reviewed errors "
+        f"({unexplained:.1%}) are in no category yet: apart from the ranking, with no ceiling "
+        "(drawn in grey below as (no category))."
+    )
 
 # Each category in its own colour (the one reviewers see on the review screen).
 colour_of = {c.name: c.colour for c in categories}
