@@ -622,16 +622,7 @@ def _last_reviews(*, project_id: int, reviewer: Reviewers, confusion_pair: Confu
         .group_by(Review.example_pk)
         .subquery()
     )
-    first = (
-        select(Review.example_pk.label("pk"), Review.reached.label("reached"))
-        .where(Review.id.in_(select(func.min(Review.id)).group_by(Review.example_pk)))
-        .subquery()
-    )
-    design = case(
-        (first.c.reached.in_(_TARGETED_WAYS), _TARGETED),
-        (first.c.reached == ReachedBy.RANDOM_IN_PAIR.value, _PAIR),
-        else_=_ALL,
-    )
+    first, design = _first_reached()
     return (
         select(
             Example.id.label("pk"),
@@ -652,6 +643,22 @@ def _last_reviews(*, project_id: int, reviewer: Reviewers, confusion_pair: Confu
     )
 
 
+def _first_reached():
+    """(subquery (pk, reached) of each reviewed example's first review, and the CASE naming
+    its design: _ALL, _PAIR or _TARGETED; _ALL without a Review row)."""
+    first = (
+        select(Review.example_pk.label("pk"), Review.reached.label("reached"))
+        .where(Review.id.in_(select(func.min(Review.id)).group_by(Review.example_pk)))
+        .subquery()
+    )
+    design = case(
+        (first.c.reached.in_(_TARGETED_WAYS), _TARGETED),
+        (first.c.reached == ReachedBy.RANDOM_IN_PAIR.value, _PAIR),
+        else_=_ALL,
+    )
+    return first, design
+
+
 def _pair_sizes(
     session: Session, *, project_id: int, confusion_pair: ConfusionPair
 ) -> dict[tuple[str, str], int]:
@@ -668,11 +675,17 @@ def _design(
     session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
 ) -> _Design:
     """Random and targeted reviews, whether pairs must be weighted, and the coverage."""
-    last = _last_reviews(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    first, design = _first_reached()  # no review times needed here: a lighter query
     rows = session.execute(
-        select(last.c.label, last.c.prediction, last.c.design, func.count()).group_by(
-            last.c.label, last.c.prediction, last.c.design
+        select(Example.label, Example.prediction, design, func.count())
+        .select_from(Example)
+        .outerjoin(first, first.c.pk == Example.id)
+        .where(
+            *in_reviewed_sample(
+                project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+            )
         )
+        .group_by(Example.label, Example.prediction, design)
     ).all()
     random = {(label, prediction) for label, prediction, design, _ in rows if design != _TARGETED}
     random_reviews = sum(n for *_, design, n in rows if design != _TARGETED)
