@@ -24,18 +24,8 @@ from labeltool.models import Project, confusion_pair_name
 
 #: Every percentage on the page: one decimal.
 PERCENT = "{:.1%}"
-#: The ceiling table's columns that are fractions, shown as percentages (those present).
-PERCENT_COLUMNS = (
-    "share",
-    "ci_low",
-    "ci_high",
-    "ceiling",
-    "ceiling_low",
-    "ceiling_high",
-    "error_after_fix",
-    "error_after_fix_low",
-    "error_after_fix_high",
-)
+#: The ceiling table's columns that are fractions, shown as percentages.
+PERCENT_COLUMNS = report.FRACTION_COLUMNS
 #: The colour of reviewed errors in no category, and of the error left after a fix.
 GREY = "#9e9e9e"
 
