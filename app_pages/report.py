@@ -57,21 +57,6 @@ def _interval(frame: pd.DataFrame, low: str, high: str, order: list[str]) -> alt
     return alt.layer(line, *ends)
 
 
-def _effort_ranking(table: pd.DataFrame, categories) -> pd.DataFrame:
-    """The second ranking, from the ceiling table already on the page: the categories with an
-    effort, by ceiling per day (best first). Columns as report.effort_ranking."""
-    efforts = {c.name: float(c.effort) for c in categories if c.effort}
-    ranked = table[(table["category"] != report.NO_CATEGORY) & table["category"].isin(efforts)]
-    ranked = ranked[["category", "share", "ceiling"]].copy()
-    ranked["effort"] = ranked["category"].map(efforts).astype("float64")
-    ranked["ceiling_per_effort"] = ranked["ceiling"] / ranked["effort"]
-    ranked["_name"] = ranked["category"].str.casefold()
-    ranked = ranked.sort_values(
-        ["ceiling_per_effort", "_name"], ascending=[False, True], na_position="last"
-    )
-    return ranked.drop(columns="_name").reset_index(drop=True)
-
-
 def _csv_when_clicked(db, build) -> Callable[[], bytes]:
     """The bytes of `build(session)` as CSV, made in a transaction of their own only when the
     download is clicked (Streamlit calls it outside the script, so nothing here draws)."""
@@ -295,7 +280,7 @@ for index, category in enumerate(live):
         args=(_save_effort,),
         kwargs={"category_id": category.id, "key": key},
     )
-ranking = _effort_ranking(table, categories)
+ranking = report.rank_by_effort(table, {c.name: c.effort for c in categories})
 if ranking.empty:
     st.caption("No category has an effort estimate yet.")
 else:

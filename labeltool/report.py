@@ -291,6 +291,16 @@ def effort_ranking(
             )
         )
     }
+    return rank_by_effort(table, efforts)
+
+
+def rank_by_effort(table: pd.DataFrame, efforts: dict[str, float]) -> pd.DataFrame:
+    """The second ranking from a ceiling table the caller already has: the categories with an
+    effort in `efforts` ({name: effort}), by ceiling per unit of effort (best first).
+
+    Columns: category, share, ceiling, effort, ceiling_per_effort.
+    """
+    efforts = {name: float(effort) for name, effort in efforts.items() if effort}
     ranked = _ranking(table)
     ranked = ranked[ranked["category"].isin(list(efforts))]
     ranked = ranked[["category", "share", "ceiling"]].copy()
