@@ -112,6 +112,16 @@ def large_project(tmp_path: Path, write_predictions, *, examples: int, reviewed:
     return database
 
 
+def rerun_cost(at) -> tuple[int, int]:
+    """(SQL statements, examples loaded) of one more run of the AppTest `at`."""
+    from tests.conftest import loaded_examples, recorded_statements
+
+    with recorded_statements() as seen, loaded_examples() as examples:
+        at.run()
+    assert not at.exception, at.exception
+    return len(seen), len(examples)
+
+
 @pytest.fixture
 def fresh_streamlit_caches() -> Iterator[None]:
     """Each test gets its own cached database and images (the caches are process-wide)."""

@@ -14,8 +14,8 @@ from labeltool.categories import update_category
 from labeltool.config import APP_PATH, DB_ENV_VAR, IMPORT_ROOT_ENV_VAR, REPO_ROOT
 from labeltool.db import Database
 from labeltool.models import Category, Example, Project, ReviewState
-from tests.app_scenario import AppProject, large_project, open_app_project
-from tests.conftest import loaded_examples, make_rows, recorded_statements
+from tests.app_scenario import AppProject, large_project, open_app_project, rerun_cost
+from tests.conftest import make_rows
 
 PAGES = {
     "review": "app_pages/review.py",
@@ -233,12 +233,9 @@ def test_a_review_rerun_runs_as_many_statements_on_a_large_project(
     for n in (20, 400):
         database = large_project(tmp_path, write_predictions, examples=n, reviewed=5)
         monkeypatch.setenv(DB_ENV_VAR, database.url)
-        at = _app("review", reviewer="ann")
-        with recorded_statements() as seen, loaded_examples() as examples:
-            at.run()
-        assert not at.exception
-        counts.append(len(seen))
-        loaded.append(len(examples))
+        statements, examples = rerun_cost(_app("review", reviewer="ann"))
+        counts.append(statements)
+        loaded.append(examples)
         database.dispose()
 
     assert counts[0] == counts[1]
