@@ -35,6 +35,12 @@ def predictions(sample_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture
+def predictions_run2(sample_dir: Path) -> list[dict[str, str]]:
+    """The rows of the shipped predictions_run2.csv (the deblur-augmented retrain)."""
+    return _rows(sample_dir / "predictions_run2.csv")
+
+
+@pytest.fixture
 def truth(sample_dir: Path) -> dict[str, dict[str, str]]:
     """The shipped ground truth, by example_id."""
     return {row["example_id"]: row for row in _rows(sample_dir / "ground_truth.csv")}
@@ -166,7 +172,89 @@ def test_build_pieces_reproduce_the_shipped_faults_and_images(build_sample, samp
         assert np.array_equal(shipped, expected), fault["example_id"]
 
 
+def test_run2_predicts_the_same_dev_set_with_the_same_columns(sample_dir, predictions):
+    """predictions_run2.csv has run 1's columns and, row for row, its ids, images and labels."""
+    run2 = _rows(sample_dir / "predictions_run2.csv")
+    assert _header(sample_dir / "predictions_run2.csv") == _header(sample_dir / "predictions.csv")
+    same = ("example_id", "image", "label", "split")
+    assert [tuple(r[c] for c in same) for r in run2] == [
+        tuple(r[c] for c in same) for r in predictions
+    ]
+
+
+def test_run2_fixes_blurred_errors_but_not_flipped_labels(predictions, predictions_run2, truth):
+    """Run 2 misses clearly fewer blurred images; the flipped labels mostly stay errors."""
+    run1, run2 = _fault_errors(predictions, truth), _fault_errors(predictions_run2, truth)
+    flipped = sum(row["label_flipped"] == "true" for row in truth.values())
+
+    assert run2["errors"] < run1["errors"]
+    assert run2["blurred"] <= 0.75 * run1["blurred"]
+    assert run1["errors"] - run2["errors"] <= 2 * (run1["blurred"] - run2["blurred"])
+    assert run2["flipped"] >= 0.8 * flipped
+
+
+def test_run2_checkpoint_loads_like_run1(sample_dir):
+    """model_run2.pt loads weights-only as digits-cnn with the classes 0-9."""
+    model = load_model(sample_dir / "model_run2.pt")
+    assert (model.kind, model.architecture.name) == ("state_dict", "digits-cnn")
+    assert model.class_names == [str(d) for d in range(10)]
+
+
+def test_readme_reports_both_runs_as_the_files_have_them(
+    sample_dir, predictions, predictions_run2, truth
+):
+    """The README's run 2 section states each run's errors, dev error and fault counts."""
+    readme = (sample_dir / "README.md").read_text(encoding="utf-8")
+    assert "## Run 2: deblur augmentation" in readme
+    section = readme.split("## Run 2: deblur augmentation", 1)[1]
+    for run, name, rows in (
+        (1, "predictions.csv", predictions),
+        (2, "predictions_run2.csv", predictions_run2),
+    ):
+        c = _fault_errors(rows, truth)
+        row = (
+            f"| {run} | `{name}` | {c['errors']} | {c['errors'] / len(rows):.1%} | "
+            f"{c['blurred']} | {c['flipped']} | {c['other']} |"
+        )
+        assert row in section.splitlines(), row
+
+
+def test_blur_augmentation_blurs_the_chosen_share_and_nothing_else(build_sample):
+    """augment_with_blur blurs AUG_BLUR_SHARE of the images, the same ones on every run."""
+    pixels, labels = build_sample.digit_images()
+    train_idx, _ = build_sample.split_dev(labels)
+    images = pixels[train_idx]
+    augmented, blurred = build_sample.augment_with_blur(images)
+    again, blurred_again = build_sample.augment_with_blur(images)
+
+    assert np.array_equal(augmented, again) and np.array_equal(blurred, blurred_again)
+    assert blurred.sum() == round(len(images) * build_sample.AUG_BLUR_SHARE)
+    assert np.array_equal(augmented[~blurred], images[~blurred])
+    for position in np.flatnonzero(blurred)[:20]:
+        assert np.array_equal(augmented[position], build_sample.blur(images[position]))
+
+
 # --- private helpers -------------------------------------------------------------------
+
+
+def _header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle))
+
+
+def _fault_errors(rows: list[dict[str, str]], truth: dict[str, dict[str, str]]) -> Counter:
+    """A run's errors in all, on blurred, on flipped and on unfaulted examples."""
+    counts = Counter()
+    for row in rows:
+        if row["label"] == row["prediction"]:
+            continue
+        fault = truth[row["example_id"]]
+        blurred, flipped = fault["blurred"] == "true", fault["label_flipped"] == "true"
+        counts["errors"] += 1
+        counts["blurred"] += blurred
+        counts["flipped"] += flipped
+        counts["other"] += not blurred and not flipped
+    return counts
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
