@@ -10,7 +10,10 @@ is printed.
 The bench then times the core calls of one report-page rerun, the same functions in the
 same order and transactions as app_pages/report.py (the downloads are built only when
 clicked, so none is in a rerun), and prints the median and p95 milliseconds of the rerun
-and of each call; the target is a rerun under 300 ms. With `--apptest` (on by default) it
+and of each call; the target is a rerun under 300 ms. Three kinds of rerun are timed: with
+the data unchanged (the numbers kept per data version, labeltool/report_cache.py), right
+after the lead types an effort (no number depends on it), and right after a reviewer's
+change (every number computed afresh: the cold figure). With `--apptest` (on by default) it
 also times whole reruns of the page through Streamlit's AppTest (core, charts and tables).
 
     .venv/bin/python bench/bench_report_page.py [--examples 1000000] [--rounds 20]
@@ -37,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import select  # noqa: E402
 
 from labeltool import eyeball, labeling, report, review_queue, splits  # noqa: E402
-from labeltool.categories import create_category, list_categories  # noqa: E402
+from labeltool.categories import create_category, list_categories, update_category  # noqa: E402
 from labeltool.db import Database  # noqa: E402
 from labeltool.importing import import_predictions  # noqa: E402
 from labeltool.models import Example, Project  # noqa: E402
@@ -83,10 +86,14 @@ def main() -> None:
             with db.begin() as session:
                 project_id = session.scalar(select(Project.id).where(Project.name == PROJECT))
                 _print_size(session, project_id)
-            timings = _core_reruns(db, project_id, args.rounds)
+            kept = _core_reruns(db, project_id, args.rounds)
+            typed = _core_reruns(db, project_id, args.rounds, before=_type_an_effort)
+            changed = _core_reruns(db, project_id, max(2, args.rounds // 4), before=_toggle_a_tag)
         finally:
             db.dispose()
-        _print_timings(timings)
+        _print_timings("a rerun with the data unchanged (a slice picked, a chart shown)", kept)
+        _print_timings("a rerun after the lead types an effort estimate", typed)
+        _print_timings("a rerun after a reviewer's change (every number computed afresh)", changed)
         if not args.no_apptest:
             _apptest_reruns(url, args.rounds)
 
@@ -119,8 +126,34 @@ def page_rerun(db: Database, project_id: int, timed: Callable) -> None:
         timed("eyeball_split", lambda: eyeball.eyeball_split(session, project_id=project_id))
 
 
-def _core_reruns(db: Database, project_id: int, rounds: int) -> dict[str, list[float]]:
-    """Milliseconds of each call, and of the whole rerun ("rerun"), over `rounds` reruns."""
+def _type_an_effort(db: Database, project_id: int, round_: int) -> None:
+    """What the page writes when the lead types an effort: no report number depends on it."""
+    with db.begin() as session:
+        category = list_categories(session, project_id=project_id)[0]
+        update_category(session, category_id=category.id, effort=float(round_ + 1))
+
+
+def _toggle_a_tag(db: Database, project_id: int, round_: int) -> None:
+    """A reviewer's change committed before the rerun: every number must be computed afresh."""
+    with db.begin() as session:
+        category = list_categories(session, project_id=project_id)[0]
+        pk = session.scalar(
+            select(Example.id).where(Example.project_id == project_id, Example.is_error.is_(True))
+        )
+        labeling.set_tag(
+            session,
+            example_pks=[pk],
+            category_id=category.id,
+            reviewer="cy",
+            tagged=round_ % 2 == 0,
+        )
+
+
+def _core_reruns(
+    db: Database, project_id: int, rounds: int, before: Callable | None = None
+) -> dict[str, list[float]]:
+    """Milliseconds of each call, and of the whole rerun ("rerun"), over `rounds` reruns,
+    each after `before(db, project_id, round)` when given."""
     timings: dict[str, list[float]] = {}
 
     def timed(name: str, call: Callable):
@@ -130,7 +163,9 @@ def _core_reruns(db: Database, project_id: int, rounds: int) -> dict[str, list[f
         return result
 
     page_rerun(db, project_id, lambda name, call: call())  # warm the page cache once
-    for _ in range(rounds):
+    for round_ in range(rounds):
+        if before is not None:
+            before(db, project_id, round_)
         started = time.perf_counter()
         page_rerun(db, project_id, timed)
         timings.setdefault("rerun", []).append((time.perf_counter() - started) * 1000)
@@ -250,9 +285,9 @@ def _print_size(session, project_id: int) -> None:
     )
 
 
-def _print_timings(timings: dict[str, list[float]]) -> None:
+def _print_timings(what: str, timings: dict[str, list[float]]) -> None:
     rerun = timings.pop("rerun")
-    print(f"\nCore time of one report-page rerun (target under {TARGET_MS} ms):")
+    print(f"\nCore time of {what} (target under {TARGET_MS} ms):")
     print(f"  median {statistics.median(rerun):,.1f} ms, p95 {_p95(rerun):,.1f} ms")
     width = max(len(name) for name in timings) + 2
     print(f"\n{'call':<{width}}{'median ms':>12}{'p95 ms':>12}")

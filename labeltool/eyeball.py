@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.models import Example, Project
+from labeltool.report_cache import keep
 
 #: shuffle_key is uniform on [0, 2**63).
 _KEY_SPACE = float(2**63)
@@ -95,6 +96,7 @@ def set_eyeball_fraction(session: Session, *, project_id: int, fraction: float |
     project.eyeball_fraction = None if fraction in (None, 1.0) else float(fraction)
 
 
+@keep
 def eyeball_split(session: Session, *, project_id: int) -> EyeballSplit:
     """Examples and errors in the eyeball and blackbox parts of the dev set (one query)."""
     fraction = session.scalar(select(Project.eyeball_fraction).where(Project.id == project_id))

@@ -10,6 +10,7 @@ that a reviewer finished looking at an example.
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -104,6 +105,12 @@ class Project(Base):
     #: means the whole dev set (see labeltool.eyeball).
     eyeball_fraction: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: A random value that changes whenever the report's numbers may have (SQLite triggers;
+    #: see labeltool.report_cache); PostgreSQL uses its snapshot instead. Random from the
+    #: start, so two databases' first projects never share one.
+    data_version: Mapped[int] = mapped_column(
+        BigInteger, default=lambda: secrets.randbits(62), server_default="0"
+    )
 
     examples: Mapped[list[Example]] = relationship(
         back_populates="project", cascade="all, delete-orphan", passive_deletes=True

@@ -42,6 +42,7 @@ from labeltool.config import DEFAULT_SPLIT
 from labeltool.estimate import ShareEstimate, Stratum, direct, post_stratified
 from labeltool.estimate import wilson_interval as wilson_interval  # the report's interval, too
 from labeltool.models import Category, Example, Project, ReachedBy, Review, Tag
+from labeltool.report_cache import keep
 from labeltool.review_queue import TOO_FEW_TO_RANK, sample_guidance
 from labeltool.sample import (
     ConfusionPair,
@@ -171,6 +172,7 @@ class IncorrectLabelAccounting:
     reviewed: int = 0
 
 
+@keep
 def headline(
     session: Session,
     *,
@@ -208,6 +210,7 @@ def headline(
     )
 
 
+@keep
 def ceiling_table(
     session: Session,
     *,
@@ -313,6 +316,7 @@ def rank_by_effort(table: pd.DataFrame, efforts: dict[str, float]) -> pd.DataFra
     return ranked.drop(columns="_name").reset_index(drop=True)
 
 
+@keep
 def incorrect_label_accounting(
     session: Session,
     *,
@@ -416,6 +420,7 @@ def incorrect_label_accounting(
     )
 
 
+@keep
 def reviewer_counts(
     session: Session, *, project_id: int, confusion_pair: ConfusionPair = None
 ) -> pd.DataFrame:

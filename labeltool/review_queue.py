@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, t
 from sqlalchemy.orm import Session
 
 from labeltool.models import Example, ReviewState, Tag, confusion_pair_name
+from labeltool.report_cache import keep
 from labeltool.sample import REVIEWED_STATES, errors_that_count
 
 #: Queue orders: a fair random sample of the errors, or by the model's confidence.
@@ -202,6 +203,7 @@ def review_progress(session: Session, *, project_id: int) -> ReviewProgress:
     return ReviewProgress(misclassified=sum(by_state.values()), by_state=by_state)
 
 
+@keep
 def confusion_pairs(session: Session, *, project_id: int) -> pd.DataFrame:
     """The dev errors' confusion pairs: `label, prediction, confusion_pair, errors`, most first."""
     rows = session.execute(

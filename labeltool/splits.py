@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.models import Example, Project
+from labeltool.report_cache import keep
 
 #: The splits in the order the error is expected to grow.
 SPLIT_ORDER = ("train", "train-dev", "dev", "test")
@@ -45,6 +46,7 @@ GAPS = {
 GAP_COLUMNS = ("gap", "from_split", "to_split", "size", "suggestion")
 
 
+@keep
 def error_by_split(session: Session, *, project_id: int) -> pd.DataFrame:
     """Columns split, examples, misclassified, error: one row per split present, in order."""
     rows = session.execute(

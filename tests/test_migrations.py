@@ -4,6 +4,7 @@ models and migrations agree, and both backends enforce foreign keys (SQLite with
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -370,27 +371,57 @@ def _example_values(*, project_id: int, example_id: str) -> dict:
 
 
 def _add_project_with_an_example(engine: Engine, name: str, *, tagged: bool = False) -> int:
-    """Add project `name`, example `<name>-1` (and a category, tag and review); return its id."""
-    with Session(engine) as session, session.begin():
-        project = Project(name=name, class_names=["cat", "dog"], images_root="/data")
-        example = Example(**_example_values(project_id=0, example_id=f"{name}-1"))
-        example.project = project
-        session.add_all([project, example])
+    """Add project `name`, example `<name>-1` (and a category, tag and review); return its id.
+
+    In SQL, not the models: the models have columns later revisions add."""
+    with engine.begin() as connection:
+
+        def insert_row(table: str, values: dict) -> int:
+            columns = ", ".join(values)
+            marks = ", ".join(f":{c}" for c in values)
+            return connection.execute(
+                text(f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING id"), values
+            ).scalar_one()
+
+        now = datetime.now(UTC)
+        project = insert_row(
+            "projects",
+            {
+                "name": name,
+                "class_names": '["cat", "dog"]',
+                "images_root": "/data",
+                "created_at": now,
+            },
+        )
+        example = insert_row(
+            "examples",
+            _example_values(project_id=project, example_id=f"{name}-1") | {"updated_at": now},
+        )
         if tagged:
-            category = Category(project=project, name="blurry")
-            session.add(category)
-            session.flush()
-            session.add(Tag(example_pk=example.id, category_id=category.id, reviewer="ann"))
-            # In SQL, not the model: the model has columns later revisions add.
-            session.execute(
-                text(
-                    "INSERT INTO reviews (example_pk, reviewer, reviewed_at) "
-                    "VALUES (:pk, 'ann', CURRENT_TIMESTAMP)"
-                ),
-                {"pk": example.id},
+            category = insert_row(
+                "categories",
+                {
+                    "project_id": project,
+                    "name": "blurry",
+                    "description": "",
+                    "colour": "#4c78a8",
+                    "archived": False,
+                    "marks_incorrect_label": False,
+                    "position": 0,
+                    "created_at": now,
+                },
             )
-        session.flush()
-        return project.id
+            insert_row(
+                "tags",
+                {
+                    "example_pk": example,
+                    "category_id": category,
+                    "reviewer": "ann",
+                    "tagged_at": now,
+                },
+            )
+            insert_row("reviews", {"example_pk": example, "reviewer": "ann", "reviewed_at": now})
+        return project
 
 
 def _counts(db: Database) -> dict[str, int]:
