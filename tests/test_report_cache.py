@@ -61,9 +61,14 @@ def _blurry(db: Database, run: Run) -> int:
 def test_a_rerun_with_nothing_changed_reads_only_the_data_version(db: Database, run: Run):
     _blurry(db, run)
     first = _statements(db, run)
-    again = _statements(db, run)
     assert len(first) > 6
-    # One version read per kept result, nothing else.
+    # One version read per kept result, nothing else. On PostgreSQL the version is the
+    # cluster's snapshot, which any commit elsewhere on the server (another test run,
+    # autovacuum's analyze) moves on: then the rerun rightly recomputes, so a few tries.
+    for _ in range(5):
+        again = _statements(db, run)
+        if len(again) == 6:
+            break
     assert len(again) == 6, again
     assert all("data_version" in s or "pg_current_snapshot" in s for s in again), again
 
