@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from labeltool.errors import DuplicateCategory, InvalidInput, UnknownCategory
 from labeltool.limits import MAX_CATEGORY_NAME, check_name, control_character, shown
-from labeltool.models import Category, Example, ReviewState
+from labeltool.models import Category, Example, Project, ReviewState, Scope
 
 #: Tableau 10: distinct, colour-blind-friendlier defaults, handed out in order.
 PALETTE = (
@@ -84,9 +84,19 @@ def create_category(
     colour: str | None = None,
     marks_incorrect_label: bool | None = None,
     mark_rereview: bool = True,
+    scope: str | None = None,
 ) -> Category:
-    """Add a category; mark the project's reviewed examples "needs re-review" (see module doc)."""
+    """Add a category; mark the project's reviewed examples "needs re-review" (see module doc).
+
+    `scope` ("image" or "error", labeltool.models.Scope) says whether its tags carry over to a
+    new run; by default a confusion pair's name ("dog-as-cat" over the project's classes) is
+    an error category and anything else an image category.
+    """
     name = _clean_name(name)
+    if scope is None:
+        scope = _default_scope(session, project_id, name)
+    if scope not in {s.value for s in Scope}:
+        raise InvalidInput(f"unknown scope '{scope}' (use image or error)")
     existing = list_categories(session, project_id=project_id, include_archived=True)
     if any(c.name.lower() == name.lower() for c in existing):
         raise DuplicateCategory(f"a category named '{name}' already exists")
@@ -110,6 +120,7 @@ def create_category(
             else marks_incorrect_label
         ),
         position=max((c.position for c in existing), default=-1) + 1,
+        scope=scope,
     )
     # The checks above read before this write: another reviewer's category may have got in
     # between, and then the schema's unique indexes refuse this one. A key handed out by
@@ -269,6 +280,15 @@ def load_categories_file(
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+def _default_scope(session: Session, project_id: int, name: str) -> str:
+    """ "error" for a confusion pair's name over the project's classes, else "image"."""
+    classes = set(session.scalar(select(Project.class_names).where(Project.id == project_id)) or ())
+    label, separator, prediction = name.partition("-as-")
+    if separator and label in classes and prediction in classes:
+        return Scope.ERROR.value
+    return Scope.IMAGE.value
 
 
 def _clean_name(name: str) -> str:

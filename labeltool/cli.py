@@ -73,6 +73,18 @@ def cli(ctx: click.Context, db: str | None) -> None:
     ctx.obj = _State(url=database_url(db))
 
 
+def _format_option(help: str):
+    """The --format option of the commands that print a table, CSV or JSON."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "csv", "json"]),
+        default="table",
+        show_default=True,
+        help=help,
+    )
+
+
 @cli.command("import")
 @click.argument("predictions", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--project", required=True, help="Project name (created if new).")
@@ -105,6 +117,24 @@ def cli(ctx: click.Context, db: str | None) -> None:
     "list. Without it, a file whose classes differ from the project's is refused (new "
     "classes may still be added after the project's own).",
 )
+@click.option(
+    "--run",
+    "run_name",
+    help="The run (model version) the file holds: created if new, updated if it exists "
+    "[default: the project's latest run; a first import creates run '1'].",
+)
+@click.option("--note", help="What changed in this run's model, e.g. 'v3: deblur augmentation'.")
+@click.option(
+    "--target",
+    "target_category",
+    help="The category this run set out to fix (the comparison says what the fix bought).",
+)
+@click.option(
+    "--allow-different-examples",
+    is_flag=True,
+    help="Accept a file whose dev examples differ from the run it updates (or, for a new run, "
+    "from the previous run); an updated run drops the examples the file lacks.",
+)
 @click.pass_obj
 def import_command(
     state: _State,
@@ -115,11 +145,17 @@ def import_command(
     categories_file: Path | None,
     allow_missing_images: bool,
     replace_classes: bool,
+    run_name: str | None,
+    note: str | None,
+    target_category: str | None,
+    allow_different_examples: bool,
 ) -> None:
     """Import a predictions file (CSV or Parquet) into a project, all or nothing.
 
     Columns: example_id, image, label, prediction; optional confidence, prob_<class>, split.
-    Re-importing is safe: unchanged rows stay, changed predictions are updated.
+    Re-importing is safe: unchanged rows stay, changed predictions are updated and their
+    reviewed errors marked needs re-review. A new --run starts with the previous run's image
+    tags on the examples still misclassified.
     """
     from labeltool.categories import load_categories_file
     from labeltool.importing import import_predictions
@@ -135,6 +171,10 @@ def import_command(
             check_images=not allow_missing_images,
             replace_classes=replace_classes,
             progress=progress,
+            run=run_name,
+            note=note,
+            target_category=target_category,
+            allow_different_examples=allow_different_examples,
         )
         created = []
         if categories_file is not None:
@@ -323,14 +363,9 @@ def serve_command(state: _State, port: int, host: str) -> None:
 
 @cli.command("report")
 @click.option("--project", required=True, help="Project name.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="table: readable text with the headline; csv: the ceiling table; json: headline "
-    "numbers, categories, what is not yet explained and notes.",
+@_format_option(
+    "table: readable text with the headline; csv: the ceiling table; json: headline "
+    "numbers, categories, what is not yet explained and notes."
 )
 @click.option(
     "--reviewer",
@@ -348,6 +383,11 @@ def serve_command(state: _State, port: int, host: str) -> None:
     default=None,
     help="Only the errors of this confusion pair (true label, predicted label), e.g. dog cat.",
 )
+@click.option(
+    "--run",
+    "run_name",
+    help="The run (model version) to report on [default: the project's latest run].",
+)
 @click.pass_obj
 def report_command(
     state: _State,
@@ -356,6 +396,7 @@ def report_command(
     reviewer: str | None,
     include_archived: bool,
     confusion_pair: tuple[str, str] | None,
+    run_name: str | None,
 ) -> None:
     """Rank the error categories by share of the reviewed errors, with each one's ceiling.
 
@@ -370,6 +411,7 @@ def report_command(
     from labeltool import report
     from labeltool.export import to_csv
     from labeltool.projects import get_project
+    from labeltool.runs import get_run
 
     pair = tuple(confusion_pair) if confusion_pair else None
     with state.database().begin() as session:
@@ -381,7 +423,13 @@ def report_command(
                 f"unknown label '{unknown[0]}' (classes: {', '.join(found.class_names)})",
                 param_hint="--confusion-pair",
             )
-        scope = {"project_id": project_id, "reviewer": reviewer, "confusion_pair": pair}
+        run = get_run(session, project_id=project_id, name=run_name)
+        scope = {
+            "project_id": project_id,
+            "reviewer": reviewer,
+            "confusion_pair": pair,
+            "run_id": run.id,
+        }
         if output_format == "json":
             data = report.report_json(session, **scope, include_archived=include_archived)
             click.echo(json.dumps(data, indent=2))
@@ -390,7 +438,7 @@ def report_command(
         if output_format == "csv":
             click.echo(to_csv(table), nl=False)
             return
-        title = f"Project '{project}'"
+        title = f"Project '{project}', run '{run.name}'"
         if reviewer:
             title += f", reviewer {reviewer}"
         if pair:
@@ -404,11 +452,45 @@ def report_command(
         )
         from labeltool import splits
 
-        by_split = splits.error_by_split(session, project_id=project_id)
+        by_split = splits.error_by_split(session, project_id=project_id, run_id=run.id)
         human = get_project(session, project).human_level_error
     click.echo(text, nl=False)
     if len(by_split) > 1 or human is not None:
         click.echo("\n" + splits.splits_text(by_split, human_level_error=human), nl=False)
+
+
+@cli.command("runs")
+@click.option("--project", required=True, help="Project name.")
+@_format_option("table: one line a run; csv and json: the same columns, for tools.")
+@click.pass_obj
+def runs_command(state: _State, project: str, output_format: str) -> None:
+    """List the project's runs (model versions), oldest first, with their dev error."""
+    from labeltool.export import to_csv
+    from labeltool.projects import get_project
+    from labeltool.runs import runs_table
+
+    with state.database().begin() as session:
+        table = runs_table(session, project_id=get_project(session, project).id)
+    if output_format == "csv":
+        click.echo(to_csv(table), nl=False)
+        return
+    if output_format == "json":
+        import json
+
+        records = table.assign(imported_at=table["imported_at"].map(_iso)).to_dict("records")
+        click.echo(json.dumps(records, indent=2))
+        return
+    for row in table.itertuples(index=False):
+        note = f"  {row.note}" if row.note else ""
+        target = f"  (target: {row.target})" if row.target else ""
+        click.echo(
+            f"{row.run:<12} {row.dev_examples:>8,} dev examples  {row.misclassified:>7,} "
+            f"misclassified  dev error {row.dev_error:6.1%}{note}{target}"
+        )
+
+
+def _iso(value) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 @cli.command("export")
@@ -428,14 +510,24 @@ def report_command(
     required=True,
     help="CSV file to write (UTF-8; formula-like cells are prefixed with ').",
 )
+@click.option(
+    "--run",
+    "run_name",
+    help="The run (model version) to export [default: the project's latest run].",
+)
 @click.pass_obj
-def export_command(state: _State, project: str, table: str, out: Path) -> None:
+def export_command(
+    state: _State, project: str, table: str, out: Path, run_name: str | None
+) -> None:
     """Write one of the project's tables as a CSV safe to open in a spreadsheet."""
     from labeltool.export import export_table, to_csv
     from labeltool.projects import get_project
+    from labeltool.runs import get_run
 
     with state.database().begin() as session:
-        frame = export_table(session, project_id=get_project(session, project).id, table=table)
+        project_id = get_project(session, project).id
+        run = get_run(session, project_id=project_id, name=run_name)
+        frame = export_table(session, project_id=project_id, table=table, run_id=run.id)
     try:
         to_csv(frame, out)
     except OSError as exc:
@@ -523,6 +615,56 @@ def eyeball_command(state: _State, project: str, share: float | None, off: bool)
     )
     if split.warning:
         click.echo(split.warning)
+
+
+@cli.command("compare")
+@click.option("--project", required=True, help="Project name.")
+@click.option(
+    "--runs",
+    "run_names",
+    nargs=2,
+    required=True,
+    metavar="BEFORE AFTER",
+    help="The two runs (model versions) to compare, the earlier first.",
+)
+@click.option(
+    "--target",
+    help="The category the new run set out to fix [default: the AFTER run's target].",
+)
+@_format_option("table: readable text; csv: the categories side by side; json: everything.")
+@click.pass_obj
+def compare_command(
+    state: _State,
+    project: str,
+    run_names: tuple[str, str],
+    target: str | None,
+    output_format: str,
+) -> None:
+    """Compare two runs: dev errors, errors fixed and new, and what the fix bought.
+
+    Errors are matched by example id over the dev set. For the targeted category, the
+    recovered points are its ceiling in the earlier run minus its ceiling in the later one.
+    """
+    import json
+
+    from labeltool import compare
+    from labeltool.export import to_csv
+    from labeltool.projects import get_project
+
+    before, after = run_names
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        comparison = compare.compare_runs(
+            session, project_id=project_id, before=before, after=after, target=target
+        )
+    if output_format == "json":
+        click.echo(json.dumps(compare.comparison_json(comparison), indent=2))
+        return
+    if output_format == "csv":
+        click.echo(to_csv(compare.comparison_table(comparison)), nl=False)
+        return
+    title = f"Project '{project}': run '{comparison.before.name}' -> run '{comparison.after.name}'"
+    click.echo(compare.comparison_text(comparison, title=title), nl=False)
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ _PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASC
 _NEEDS_QUOTES = re.compile('[,"\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]')
 
 
-def wide_table(session: Session, *, project_id: int) -> pd.DataFrame:
+def wide_table(session: Session, *, project_id: int, run_id: int | None = None) -> pd.DataFrame:
     """The method's spreadsheet: one row per reviewed dev error, one 0/1 column per category.
 
     Columns: example_id, image, label, prediction, confidence, the categories in position
@@ -90,9 +90,9 @@ def wide_table(session: Session, *, project_id: int) -> pd.DataFrame:
             Example.confidence,
             Example.comment,
             Example.corrected_label,
-        ).where(*in_reviewed_sample(project_id=project_id))
+        ).where(*in_reviewed_sample(project_id=project_id, run_id=run_id))
     ).all()
-    reviewed_ids = reviewed_sample_ids(project_id=project_id)
+    reviewed_ids = reviewed_sample_ids(project_id=project_id, run_id=run_id)
     tagged: dict[int, set[int]] = defaultdict(set)
     for example_pk, category_id in session.execute(
         select(Tag.example_pk, Tag.category_id).where(Tag.example_pk.in_(reviewed_ids)).distinct()
@@ -129,7 +129,7 @@ def wide_table(session: Session, *, project_id: int) -> pd.DataFrame:
     return frame.astype(dtypes | {"confidence": "float64"})
 
 
-def long_table(session: Session, *, project_id: int) -> pd.DataFrame:
+def long_table(session: Session, *, project_id: int, run_id: int | None = None) -> pd.DataFrame:
     """One row per tag on the reviewed sample: example_id, category, reviewer, tagged_at
     (ISO 8601, UTC).
 
@@ -139,7 +139,7 @@ def long_table(session: Session, *, project_id: int) -> pd.DataFrame:
         select(Example.example_id, Category.position, Category.name, Tag.reviewer, Tag.tagged_at)
         .join(Example, Example.id == Tag.example_pk)
         .join(Category, Category.id == Tag.category_id)
-        .where(*counted_tags(project_id=project_id))
+        .where(*counted_tags(project_id=project_id, run_id=run_id))
     ).all()
     rows = sorted(rows, key=lambda r: (r.example_id, r.position, r.name, r.reviewer))
     return pd.DataFrame(
@@ -149,12 +149,14 @@ def long_table(session: Session, *, project_id: int) -> pd.DataFrame:
     )
 
 
-def corrections_table(session: Session, *, project_id: int) -> pd.DataFrame:
+def corrections_table(
+    session: Session, *, project_id: int, run_id: int | None = None
+) -> pd.DataFrame:
     """The reviewed sample's examples given a corrected label: example_id, label,
     corrected_label."""
     rows = session.execute(
         select(Example.example_id, Example.label, Example.corrected_label).where(
-            *in_reviewed_sample(project_id=project_id),
+            *in_reviewed_sample(project_id=project_id, run_id=run_id),
             Example.corrected_label.is_not(None),
             Example.corrected_label != "",
         )
@@ -166,12 +168,14 @@ def corrections_table(session: Session, *, project_id: int) -> pd.DataFrame:
     )
 
 
-def report_table(session: Session, *, project_id: int) -> pd.DataFrame:
+def report_table(session: Session, *, project_id: int, run_id: int | None = None) -> pd.DataFrame:
     """The ceiling table of the whole project (every reviewer), as `report.ceiling_table`."""
-    return ceiling_table(session, project_id=project_id)
+    return ceiling_table(session, project_id=project_id, run_id=run_id)
 
 
-def export_table(session: Session, *, project_id: int, table: str) -> pd.DataFrame:
+def export_table(
+    session: Session, *, project_id: int, table: str, run_id: int | None = None
+) -> pd.DataFrame:
     """The table called `table` (one of TABLES)."""
     builders = {
         "wide": wide_table,
@@ -181,7 +185,7 @@ def export_table(session: Session, *, project_id: int, table: str) -> pd.DataFra
     }
     if table not in builders:
         raise InvalidInput(f"unknown table '{table}' (use one of: {', '.join(TABLES)})")
-    return builders[table](session, project_id=project_id)
+    return builders[table](session, project_id=project_id, run_id=run_id)
 
 
 def to_csv(

@@ -20,6 +20,7 @@ from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.models import Example, Project
 from labeltool.report_cache import keep
+from labeltool.runs import in_run
 
 #: shuffle_key is uniform on [0, 2**63).
 _KEY_SPACE = float(2**63)
@@ -97,7 +98,7 @@ def set_eyeball_fraction(session: Session, *, project_id: int, fraction: float |
 
 
 @keep
-def eyeball_split(session: Session, *, project_id: int) -> EyeballSplit:
+def eyeball_split(session: Session, *, project_id: int, run_id: int | None = None) -> EyeballSplit:
     """Examples and errors in the eyeball and blackbox parts of the dev set (one query)."""
     fraction = session.scalar(select(Project.eyeball_fraction).where(Project.id == project_id))
     eyeball = in_eyeball(project_id)
@@ -108,7 +109,7 @@ def eyeball_split(session: Session, *, project_id: int) -> EyeballSplit:
             func.coalesce(func.sum(case((eyeball, error), else_=0)), 0),
             func.count(),
             func.coalesce(func.sum(error), 0),
-        ).where(Example.project_id == project_id, Example.split == DEFAULT_SPLIT)
+        ).where(*in_run(project_id, run_id), Example.split == DEFAULT_SPLIT)
     ).one()
     eyeball_examples, eyeball_errors, examples, errors = (int(v) for v in row)
     return EyeballSplit(

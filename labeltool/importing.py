@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT, SPLITS
@@ -36,8 +36,9 @@ from labeltool.limits import (
     control_character,
     shown,
 )
-from labeltool.models import Example, Project
+from labeltool.models import REVIEWED_STATES, Example, Project, ReviewState, utcnow
 from labeltool.projects import dev_error_rate
+from labeltool.runs import FIRST_RUN, carry_over, create_run, find_run
 
 REQUIRED_COLUMNS = ("example_id", "image", "label", "prediction")
 OPTIONAL_COLUMNS = ("confidence", "split")
@@ -61,18 +62,48 @@ class ImportSummary:
     dev_examples: int
     misclassified: int
     class_names: list[str] = field(default_factory=list)
+    #: The run the file went into, and whether this import created it.
+    run: str = "1"
+    new_run: bool = False
+    #: Reviewed errors whose label or prediction changed: marked "needs re-review".
+    needs_rereview: int = 0
+    #: Reviewed errors of the previous run that are still errors, carried into a new run.
+    carried: int = 0
+    #: The run's examples the file no longer has, removed (--allow-different-examples).
+    removed: int = 0
+    #: Dev examples of the project the file lacks, and those it adds (a new run compared
+    #: with the previous one, with --allow-different-examples).
+    missing: int = 0
+    extra: int = 0
 
     @property
     def dev_error(self) -> float:
         return self.misclassified / self.dev_examples if self.dev_examples else 0.0
 
     def __str__(self) -> str:
-        return (
-            f"project '{self.project}': {self.rows} row{'' if self.rows == 1 else 's'} read, "
-            f"{self.inserted} added, "
+        run = f"new run '{self.run}'" if self.new_run else f"run '{self.run}'"
+        text = (
+            f"project '{self.project}', {run}: {self.rows} row{'' if self.rows == 1 else 's'} "
+            f"read, {self.inserted} added, "
             f"{self.updated} updated, {self.unchanged} unchanged; {self.dev_examples} dev "
             f"examples, {self.misclassified} misclassified (dev error {self.dev_error:.1%})"
         )
+        if self.removed:
+            text += f"; {self.removed} examples no longer in the file removed from the run"
+        if self.missing or self.extra:
+            text += (
+                f"; {self.missing} of the previous run's dev examples missing, "
+                f"{self.extra} new ones"
+            )
+        if self.needs_rereview:
+            text += (
+                f"; {self.needs_rereview} reviewed errors changed and are marked needs re-review"
+            )
+        if self.carried:
+            text += (
+                f"; {self.carried} reviewed errors still wrong carried over with their image tags"
+            )
+        return text
 
 
 def import_predictions(
@@ -85,6 +116,10 @@ def import_predictions(
     check_images: bool = True,
     replace_classes: bool = False,
     progress: Progress | None = None,
+    run: str | None = None,
+    note: str | None = None,
+    target_category: str | None = None,
+    allow_different_examples: bool = False,
 ) -> ImportSummary:
     """Read `path`, validate every row, then create or update `project` and its examples.
 
@@ -92,6 +127,14 @@ def import_predictions(
     itself all or nothing. An existing project keeps its class list (new classes may be added
     after it); a file or `class_names` that would change it is refused unless
     `replace_classes` says the change is meant.
+
+    The file goes into the project's run called `run` (created when new: a new model
+    version), or its latest run without one (a first import creates run "1"). It must hold
+    the same dev examples as the run it updates, or, for a new run, as the run before it;
+    otherwise it is refused naming how many differ and the first few ids, unless
+    `allow_different_examples`. A reviewed error whose label or prediction changed is marked
+    "needs re-review"; a new run starts with the previous run's image tags and reviews of
+    the examples misclassified in both (labeltool.runs.carry_over).
     """
     path = Path(path)
     check_text(project, what="a project name", limit=MAX_PROJECT_NAME)
@@ -124,9 +167,47 @@ def import_predictions(
     else:
         existing_project.class_names = classes
         existing_project.images_root = str(root)
-    inserted, updated, unchanged = _upsert(session, existing_project.id, rows, progress)
+    target = find_run(session, project_id=existing_project.id, name=run)
+    previous_id = None
+    new_run = target is None
+    if new_run:
+        latest = find_run(session, project_id=existing_project.id)
+        previous_id = latest.id if latest is not None else None
+        target = create_run(
+            session,
+            project_id=existing_project.id,
+            name=run if run is not None else FIRST_RUN,
+            note=note or "",
+            target_category=target_category,
+        )
+    else:
+        if note is not None:
+            target.note = note
+        if target_category is not None:
+            target.target_category = target_category
+    reference = previous_id if new_run else target.id
+    missing, extra = (
+        _compare_dev_examples(
+            session, reference, rows, file=path.name, allow=allow_different_examples
+        )
+        if reference is not None
+        else ([], [])
+    )
+    inserted, updated, unchanged, rereview = _upsert(
+        session, existing_project.id, target.id, rows, progress
+    )
+    removed = 0
+    if not new_run and allow_different_examples:
+        removed = _remove_examples_not_in(session, target.id, rows)
+    if not new_run and (inserted or updated or removed):
+        target.imported_at = utcnow()
+    carried = (
+        carry_over(session, run_id=target.id, previous_id=previous_id)
+        if new_run and previous_id is not None
+        else 0
+    )
 
-    rate = dev_error_rate(session, project_id=existing_project.id)
+    rate = dev_error_rate(session, project_id=existing_project.id, run_id=target.id)
     return ImportSummary(
         project=project,
         rows=len(rows),
@@ -136,6 +217,13 @@ def import_predictions(
         dev_examples=rate.dev_examples,
         misclassified=rate.misclassified,
         class_names=classes,
+        run=target.name,
+        new_run=new_run,
+        needs_rereview=rereview,
+        carried=carried,
+        removed=removed,
+        missing=len(missing) if new_run else 0,
+        extra=len(extra) if new_run else 0,
     )
 
 
@@ -471,26 +559,42 @@ def _check_image_files(images: list[str], *, root: Path, file: str, row_numbers:
 
 
 def _upsert(
-    session: Session, project_id: int, rows: list[dict], progress: Progress | None
-) -> tuple[int, int, int]:
+    session: Session, project_id: int, run_id: int, rows: list[dict], progress: Progress | None
+) -> tuple[int, int, int, int]:
+    """Insert the run's new examples and update its changed ones; a reviewed error whose
+    label or prediction changed is marked "needs re-review". Returns (inserted, updated,
+    unchanged, marked needs re-review)."""
     compared = ("image", "label", "prediction", "confidence", "probabilities", "split")
     existing = {
         row.example_id: row
         for row in session.execute(
-            select(Example.id, Example.example_id, *(getattr(Example, c) for c in compared)).where(
-                Example.project_id == project_id
-            )
+            select(
+                Example.id,
+                Example.example_id,
+                Example.review_state,
+                *(getattr(Example, c) for c in compared),
+            ).where(Example.run_id == run_id)
         )
     }
-    to_insert, to_update, unchanged = [], [], 0
+    to_insert, to_update, unchanged, rereview = [], [], 0, 0
     for row in rows:
         old = existing.get(row["example_id"])
         if old is None:
             to_insert.append(
-                {**row, "project_id": project_id, "shuffle_key": shuffle_key(row["example_id"])}
+                {
+                    **row,
+                    "project_id": project_id,
+                    "run_id": run_id,
+                    "shuffle_key": shuffle_key(row["example_id"]),
+                }
             )
         elif any(_differs(getattr(old, c), row[c]) for c in compared):
-            to_update.append({**row, "id": old.id})
+            change = {**row, "id": old.id}
+            mistake_changed = (old.label, old.prediction) != (row["label"], row["prediction"])
+            if mistake_changed and row["is_error"] and old.review_state in REVIEWED_STATES:
+                change["review_state"] = ReviewState.NEEDS_REREVIEW.value
+                rereview += 1
+            to_update.append(change)
         else:
             unchanged += 1
     total, done = len(to_insert) + len(to_update), 0
@@ -502,13 +606,74 @@ def _upsert(
         done += len(chunk)
         if progress:
             progress(done, total)
-    for start in range(0, len(to_update), _CHUNK):
-        chunk = to_update[start : start + _CHUNK]
-        session.execute(update(Example), chunk)
-        done += len(chunk)
-        if progress:
-            progress(done, total)
-    return len(to_insert), len(to_update), unchanged
+    # Rows with and without a new review state go in separate batches (one statement shape).
+    for keys in ({"review_state"}, set()):
+        batch = [r for r in to_update if ("review_state" in r) == bool(keys)]
+        for start in range(0, len(batch), _CHUNK):
+            chunk = batch[start : start + _CHUNK]
+            session.execute(update(Example), chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return len(to_insert), len(to_update), unchanged, rereview
+
+
+def _compare_dev_examples(
+    session: Session, run_id: int, rows: list[dict], *, file: str, allow: bool
+) -> tuple[list[str], list[str]]:
+    """The dev example ids run `run_id` has and the file lacks, and those the file adds;
+    InvalidInput naming how many and the first few, unless `allow`."""
+    known_in_order = session.scalars(
+        select(Example.example_id)
+        .where(Example.run_id == run_id, Example.split == DEFAULT_SPLIT)
+        .order_by(Example.id)
+    ).all()
+    known = set(known_in_order)
+    given_in_order = [row["example_id"] for row in rows if row["split"] == DEFAULT_SPLIT]
+    given = set(given_in_order)
+    missing = [i for i in known_in_order if i not in given]  # in the project's order
+    extra = [i for i in given_in_order if i not in known]  # in the file's order
+    if (missing or extra) and not allow:
+        parts = []
+        if missing:
+            parts.append(
+                f"{len(missing):,} of the project's {len(known):,} dev examples "
+                f"{'is' if len(missing) == 1 else 'are'} missing from the file (first: "
+                f"{_first_ids(missing)})"
+            )
+        if extra:
+            parts.append(
+                f"{len(extra):,} dev example{'' if len(extra) == 1 else 's'} "
+                f"{'is' if len(extra) == 1 else 'are'} not in the project (first: "
+                f"{_first_ids(extra)})"
+            )
+        raise InvalidInput(
+            "; ".join(parts) + ". A run must cover the project's dev examples, so its "
+            "numbers compare with the other runs': fix the file, or import it with "
+            "--allow-different-examples",
+            file=file,
+        )
+    return missing, extra
+
+
+def _first_ids(ids: list[str], most: int = 3) -> str:
+    """The first few ids for a one-line message: quoted, escaped and cut (limits.shown)."""
+    return ", ".join(shown(i) for i in ids[:most]) + (", …" if len(ids) > most else "")
+
+
+def _remove_examples_not_in(session: Session, run_id: int, rows: list[dict]) -> int:
+    """Delete the run's examples the file no longer has (their tags and reviews go too)."""
+    given = {row["example_id"] for row in rows}
+    gone = [
+        pk
+        for pk, example_id in session.execute(
+            select(Example.id, Example.example_id).where(Example.run_id == run_id)
+        )
+        if example_id not in given
+    ]
+    for start in range(0, len(gone), _CHUNK):
+        session.execute(delete(Example).where(Example.id.in_(gone[start : start + _CHUNK])))
+    return len(gone)
 
 
 def _differs(old, new) -> bool:

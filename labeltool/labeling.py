@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from labeltool.categories import create_category
 from labeltool.config import DEFAULT_SPLIT
@@ -25,11 +25,13 @@ from labeltool.models import (
     ReachedBy,
     Review,
     ReviewState,
+    Scope,
     Tag,
     confusion_pair_name,
     utcnow,
 )
 from labeltool.review_queue import QueueFilter, queue_conditions
+from labeltool.runs import in_run
 
 
 @dataclass
@@ -97,10 +99,13 @@ def example_views(session: Session, *, pks: Sequence[int]) -> list[ExampleView]:
     return [_view(examples[pk], tags.get(pk, {})) for pk in pks if pk in examples]
 
 
-def find_example(session: Session, *, project_id: int, example_id: str) -> int:
-    """The pk of the project's example with the user's `example_id` (for deep links)."""
+def find_example(
+    session: Session, *, project_id: int, example_id: str, run_id: int | None = None
+) -> int:
+    """The pk of the example with the user's `example_id` in one run of the project (the
+    latest unless `run_id` names another), for deep links."""
     pk = session.scalar(
-        select(Example.id).where(Example.project_id == project_id, Example.example_id == example_id)
+        select(Example.id).where(*in_run(project_id, run_id), Example.example_id == example_id)
     )
     if pk is None:
         raise UnknownExample(f"no example '{example_id}' in this project")
@@ -121,6 +126,7 @@ def toggle_tag(session: Session, *, example_pk: int, category_id: int, reviewer:
         )
     ).rowcount
     if removed:
+        _in_other_runs(session, category, [example_pk], reviewer, tagged=False)
         return False
     # Nothing to delete: tag it. The same toggle from another tab may land at the same moment.
     session.execute(
@@ -129,6 +135,7 @@ def toggle_tag(session: Session, *, example_pk: int, category_id: int, reviewer:
         )
     )
     _prefill_corrected_labels(session, category, [example_pk])
+    _in_other_runs(session, category, [example_pk], reviewer, tagged=True)
     return True
 
 
@@ -142,8 +149,31 @@ def set_tag(
 ) -> int:
     """Tag (or untag) many examples at once for this reviewer; return how many changed.
 
-    Like toggle_tag, tagging an incorrect-label category prefills missing corrected labels.
+    Like toggle_tag, tagging an incorrect-label category prefills missing corrected labels,
+    and an image-scope category's tag is put on (or taken off) the same examples in the
+    project's other runs too (they are the same images).
     """
+    changed = _set_tag(
+        session,
+        example_pks=example_pks,
+        category_id=category_id,
+        reviewer=reviewer,
+        tagged=tagged,
+    )
+    category = session.get(Category, category_id)
+    _in_other_runs(session, category, sorted(set(example_pks)), reviewer, tagged=tagged)
+    return changed
+
+
+def _set_tag(
+    session: Session,
+    *,
+    example_pks: Iterable[int],
+    category_id: int,
+    reviewer: str,
+    tagged: bool = True,
+) -> int:
+    """set_tag on these examples only."""
     reviewer = _reviewer(reviewer)
     pks = sorted(set(example_pks))
     if not pks:
@@ -208,7 +238,13 @@ def set_corrected_label(session: Session, *, example_pk: int, corrected_label: s
             raise InvalidInput(
                 f"unknown label '{corrected_label}' (known classes: {', '.join(classes)})"
             )
-    example.corrected_label = corrected_label or None
+    # The right label belongs to the example, whatever the run.
+    session.execute(
+        update(Example)
+        .where(Example.project_id == example.project_id, Example.example_id == example.example_id)
+        .values(corrected_label=corrected_label or None)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def mark_reviewed(
@@ -315,6 +351,36 @@ def _insert_unless_present(session: Session, model: type[Tag] | type[Review]):
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     return dialect_insert(model).on_conflict_do_nothing(index_elements=list(_UNIQUE_KEYS[model]))
+
+
+def _in_other_runs(
+    session: Session, category: Category | None, pks: Sequence[int], reviewer: str, *, tagged: bool
+) -> None:
+    """Put (or take off) an image-scope category's tag on the same examples in the project's
+    other runs: an image category describes the example, in every run."""
+    if category is None or category.scope != Scope.IMAGE.value or not pks:
+        return
+    here, there = aliased(Example), aliased(Example)
+    siblings = session.scalars(
+        select(there.id)
+        .join(
+            here,
+            and_(
+                here.project_id == there.project_id,
+                here.example_id == there.example_id,
+                here.id != there.id,
+            ),
+        )
+        .where(here.id.in_(list(pks)))
+    ).all()
+    if siblings:
+        _set_tag(
+            session,
+            example_pks=siblings,
+            category_id=category.id,
+            reviewer=reviewer,
+            tagged=tagged,
+        )
 
 
 def _example(session: Session, pk: int) -> Example:

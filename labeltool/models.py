@@ -1,7 +1,8 @@
-"""The database schema: projects, their examples, error categories, tags and reviews.
+"""The database schema: projects, their runs and examples, error categories, tags and reviews.
 
-A *project* is one classifier run over one dev set. Every example of the run is stored,
-the correctly classified ones too, so the dev error rate is known. Reviewers tag the
+A *project* is one dev set and its error analysis; each *run* is one model's predictions
+over it (a new model version is a new run). Every example of a run is stored, the correctly
+classified ones too, so the dev error rate is known. Reviewers tag the
 misclassified dev examples with error *categories*; a *tag* is example x category x
 reviewer, so two reviewers can tag the same example independently. A *review* records
 that a reviewer finished looking at an example.
@@ -80,6 +81,18 @@ class ReachedBy(enum.StrEnum):
         return self in (ReachedBy.RANDOM, ReachedBy.RANDOM_IN_PAIR, ReachedBy.SPREADSHEET)
 
 
+class Scope(enum.StrEnum):
+    """What a category is a property of, which says whether its tags carry over to a new run.
+
+    An *image* category (blurry, incorrectly labeled, dark) describes the example itself: its
+    tags apply to the example in every run. An *error* category (dog-as-cat) describes one
+    model's mistake: its tags belong to the run they were made in.
+    """
+
+    IMAGE = "image"
+    ERROR = "error"
+
+
 #: States whose tags count in the report: the example has been looked at.
 REVIEWED_STATES = (ReviewState.REVIEWED.value, ReviewState.NEEDS_REREVIEW.value)
 
@@ -89,7 +102,7 @@ class Base(DeclarativeBase):
 
 
 class Project(Base):
-    """One classifier run over one dev set."""
+    """One dev set, its categories, and the runs of the classifier over it."""
 
     __tablename__ = "projects"
 
@@ -115,6 +128,12 @@ class Project(Base):
     examples: Mapped[list[Example]] = relationship(
         back_populates="project", cascade="all, delete-orphan", passive_deletes=True
     )
+    runs: Mapped[list[Run]] = relationship(
+        back_populates="project",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Run.id",
+    )
     categories: Mapped[list[Category]] = relationship(
         back_populates="project",
         cascade="all, delete-orphan",
@@ -126,27 +145,60 @@ class Project(Base):
         return f"Project(id={self.id}, name={self.name!r})"
 
 
+class Run(Base):
+    """One model's predictions over the project's examples: a version of the classifier.
+
+    The method is a loop (analyse the errors, fix the biggest category, retrain, analyse
+    again); each turn of it is a run. The latest run (highest id) is the one the pages and the
+    CLI show unless asked for another.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    #: What changed in this model, e.g. "v3: deblur augmentation".
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: The category this run set out to fix, for the comparison's "what the fix bought".
+    target_category: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="runs")
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id}, name={self.name!r})"
+
+
 class Example(Base):
-    """One example of the run: the user's id, its image, true and predicted label."""
+    """One example in one run: the user's id, its image, true and predicted label.
+
+    Each run has its own row for each example (its prediction, review state, tags and
+    reviews); what belongs to the example whatever the run (its corrected label, its
+    image-scope tags) is kept the same on every run's row (labeltool.labeling).
+    """
 
     __tablename__ = "examples"
     __table_args__ = (
-        UniqueConstraint("project_id", "example_id"),
+        UniqueConstraint("run_id", "example_id"),
         CheckConstraint(
             "review_state IN ('unreviewed', 'reviewed', 'skipped', 'needs re-review')",
             name="review_state",
         ),
         # The queue: a project's dev errors in a fixed random order, by review state.
-        Index("ix_examples_queue", "project_id", "split", "is_error", "shuffle_key"),
-        Index("ix_examples_state", "project_id", "split", "is_error", "review_state"),
+        Index("ix_examples_queue", "run_id", "split", "is_error", "shuffle_key"),
+        Index("ix_examples_state", "run_id", "split", "is_error", "review_state"),
         # Confusion pairs of the dev errors (GROUP BY label, prediction) without a table scan.
-        Index(
-            "ix_examples_errors_by_pair", "project_id", "split", "is_error", "label", "prediction"
-        ),
+        Index("ix_examples_errors_by_pair", "run_id", "split", "is_error", "label", "prediction"),
+        # The same example in the project's other runs (carry-over, comparison).
+        Index("ix_examples_project_id_example_id", "project_id", "example_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     #: The user's own identifier for the example (kept as text: "007" stays "007").
     example_id: Mapped[str] = mapped_column(String(255))
     #: Path of the image relative to the project's images root, with forward slashes.
@@ -170,6 +222,7 @@ class Example(Base):
     )
 
     project: Mapped[Project] = relationship(back_populates="examples")
+    run: Mapped[Run] = relationship()
     tags: Mapped[list[Tag]] = relationship(
         back_populates="example", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -187,7 +240,10 @@ class Category(Base):
     """An error category of a project, such as "blurry" or "dog-as-cat"."""
 
     __tablename__ = "categories"
-    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "name"),
+        CheckConstraint("scope IN ('image', 'error')", name="scope"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -199,6 +255,10 @@ class Category(Base):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     #: This category means the dataset's label was wrong; tagging it asks for the right one.
     marks_incorrect_label: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A Scope value: "image" tags carry over to new runs, "error" tags stay in their run.
+    scope: Mapped[str] = mapped_column(
+        String(8), default=Scope.IMAGE.value, server_default=Scope.IMAGE.value
+    )
     #: The lead's estimate of the effort to fix it (e.g. days), for the second ranking.
     effort: Mapped[float | None] = mapped_column(Float)
     position: Mapped[int] = mapped_column(Integer, default=0)
@@ -261,6 +321,9 @@ class Review(Base):
     reached: Mapped[str] = mapped_column(
         String(24), default=ReachedBy.RANDOM.value, server_default=ReachedBy.RANDOM.value
     )
+    #: Copied from the previous run when this run was imported (the example was an error in
+    #: both): it looked at the example's image-scope categories, not at this run's error ones.
+    carried: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 def confusion_pair_name(label: str, prediction: str) -> str:

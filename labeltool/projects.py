@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import Integer, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import UnknownProject
 from labeltool.models import Example, Project
-
-
-@dataclass(frozen=True)
-class DevErrorRate:
-    """The dev set's size, how many it got wrong, and so the dev error rate."""
-
-    dev_examples: int
-    misclassified: int
-
-    @property
-    def dev_error(self) -> float:
-        return self.misclassified / self.dev_examples if self.dev_examples else 0.0
+from labeltool.runs import DevErrorRate, in_run  # DevErrorRate: a run's fact, kept here too
 
 
 def list_projects(session: Session) -> list[Project]:
@@ -51,12 +38,12 @@ def delete_project(session: Session, name: str) -> DevErrorRate:
 
 
 def dev_error_rate(
-    session: Session, *, project_id: int, split: str = DEFAULT_SPLIT
+    session: Session, *, project_id: int, split: str = DEFAULT_SPLIT, run_id: int | None = None
 ) -> DevErrorRate:
     """Count the split's examples and errors with one query."""
     total, errors = session.execute(
         select(func.count(), func.coalesce(func.sum(cast(Example.is_error, Integer)), 0)).where(
-            Example.project_id == project_id, Example.split == split
+            *in_run(project_id, run_id), Example.split == split
         )
     ).one()
     return DevErrorRate(dev_examples=int(total), misclassified=int(errors))

@@ -41,9 +41,10 @@ from sqlalchemy.orm import Session
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.estimate import ShareEstimate, Stratum, direct, post_stratified
 from labeltool.estimate import wilson_interval as wilson_interval  # the report's interval, too
-from labeltool.models import Category, Example, Project, ReachedBy, Review, Tag
+from labeltool.models import Category, Example, Project, ReachedBy, Review, Scope, Tag
 from labeltool.report_cache import keep
 from labeltool.review_queue import TOO_FEW_TO_RANK, sample_guidance
+from labeltool.runs import in_run
 from labeltool.sample import (
     ConfusionPair,
     Reviewers,
@@ -179,19 +180,32 @@ def headline(
     project_id: int,
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
+    run_id: int | None = None,
 ) -> Headline:
     """Dev examples, misclassified, dev error and reviewed errors, with the sample guidance."""
     dev_examples, dev_errors, misclassified = _dev_counts(
-        session, project_id=project_id, confusion_pair=confusion_pair
+        session, project_id=project_id, confusion_pair=confusion_pair, run_id=run_id
     )
     reviewed = _reviewed_count(
-        session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        run_id=run_id,
     )
     untagged = _untagged_count(
-        session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        run_id=run_id,
     )
     design = _design(
-        session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        run_id=run_id,
     )
     return Headline(
         dev_examples=dev_examples,
@@ -217,6 +231,7 @@ def ceiling_table(
     project_id: int,
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
+    run_id: int | None = None,
     include_archived: bool = False,
     top: Headline | None = None,
 ) -> pd.DataFrame:
@@ -230,15 +245,23 @@ def ceiling_table(
     """
     if top is None:  # the caller may pass the headline it already has (one per rerun)
         top = headline(
-            session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+            session,
+            project_id=project_id,
+            reviewer=reviewer,
+            confusion_pair=confusion_pair,
+            run_id=run_id,
         )
     counts = _category_counts(
-        session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        run_id=run_id,
     )
     if not include_archived:
         counts = [c for c in counts if not c.archived]
     sizes = (
-        _pair_sizes(session, project_id=project_id, confusion_pair=confusion_pair)
+        _pair_sizes(session, project_id=project_id, confusion_pair=confusion_pair, run_id=run_id)
         if top.stratified
         else None
     )
@@ -278,13 +301,18 @@ def effort_ranking(
     project_id: int,
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
+    run_id: int | None = None,
 ) -> pd.DataFrame:
     """The second ranking: categories with an effort estimate, by ceiling per unit of effort.
 
     Columns: category, share, ceiling, effort, ceiling_per_effort (best value first).
     """
     table = ceiling_table(
-        session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        run_id=run_id,
     )
     efforts = {
         name: effort
@@ -323,6 +351,7 @@ def incorrect_label_accounting(
     project_id: int,
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
+    run_id: int | None = None,
     top: Headline | None = None,
 ) -> IncorrectLabelAccounting | None:
     """Split the dev error into incorrect labels and other causes; None without such a category.
@@ -341,12 +370,18 @@ def incorrect_label_accounting(
     names = tuple(name for name, _ in marked)
     if top is None:  # the caller may pass the headline it already has (one per rerun)
         top = headline(
-            session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+            session,
+            project_id=project_id,
+            reviewer=reviewer,
+            confusion_pair=confusion_pair,
+            run_id=run_id,
         )
     marked_ids = select(Category.id).where(
         Category.project_id == project_id, Category.marks_incorrect_label == true()
     )
-    last = _last_reviews(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    last = _last_reviews(
+        project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair, run_id=run_id
+    )
     earliest = select(func.min(Category.created_at)).where(
         Category.project_id == project_id, Category.marks_incorrect_label == true()
     )
@@ -374,7 +409,7 @@ def incorrect_label_accounting(
         by_pair=by_pair,
     )
     sizes = (
-        _pair_sizes(session, project_id=project_id, confusion_pair=confusion_pair)
+        _pair_sizes(session, project_id=project_id, confusion_pair=confusion_pair, run_id=run_id)
         if top.stratified
         else None
     )
@@ -422,14 +457,20 @@ def incorrect_label_accounting(
 
 @keep
 def reviewer_counts(
-    session: Session, *, project_id: int, confusion_pair: ConfusionPair = None
+    session: Session,
+    *,
+    project_id: int,
+    confusion_pair: ConfusionPair = None,
+    run_id: int | None = None,
 ) -> pd.DataFrame:
     """Per reviewer: errors of the reviewed sample they reviewed, and the tags they put on them.
 
     Columns: reviewer, reviewed, tags; most reviewed first, then by name. Skipped examples
     are not in the sample, so neither their reviews nor their tags count here.
     """
-    sample = reviewed_sample_ids(project_id=project_id, confusion_pair=confusion_pair)
+    sample = reviewed_sample_ids(
+        project_id=project_id, confusion_pair=confusion_pair, run_id=run_id
+    )
     reviewed = dict(
         session.execute(
             select(Review.reviewer, func.count())
@@ -440,7 +481,9 @@ def reviewer_counts(
     tags = dict(
         session.execute(
             select(Tag.reviewer, func.count())
-            .where(*counted_tags(project_id=project_id, confusion_pair=confusion_pair))
+            .where(
+                *counted_tags(project_id=project_id, confusion_pair=confusion_pair, run_id=run_id)
+            )
             .group_by(Tag.reviewer)
         ).all()
     )
@@ -463,18 +506,26 @@ def report_json(
     project_id: int,
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
+    run_id: int | None = None,
     include_archived: bool = False,
 ) -> dict:
     """The headline numbers, the ceiling table and what is not yet explained, JSON-ready.
 
     A share (and its intervals) no review could have used is None (null), never a fake [0, 1].
     """
-    top = headline(session, project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    top = headline(
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        run_id=run_id,
+    )
     table = ceiling_table(
         session,
         project_id=project_id,
         reviewer=reviewer,
         confusion_pair=confusion_pair,
+        run_id=run_id,
         include_archived=include_archived,
     )
     categories = [
@@ -593,7 +644,7 @@ _TARGETED_WAYS = tuple(way.value for way in ReachedBy if not way.is_random)
 
 
 def _dev_counts(
-    session: Session, *, project_id: int, confusion_pair: ConfusionPair
+    session: Session, *, project_id: int, confusion_pair: ConfusionPair, run_id: int | None = None
 ) -> tuple[int, int, int]:
     """Dev examples, dev errors (of the pair, when given) and the errors that count among
     them, in one query."""
@@ -602,34 +653,54 @@ def _dev_counts(
         select(
             func.count(),
             func.count().filter(and_(Example.is_error == true(), *pair)),
-            func.count().filter(and_(*errors_that_count(project_id), *pair)),
-        ).where(Example.project_id == project_id, Example.split == DEFAULT_SPLIT)
+            func.count().filter(and_(*errors_that_count(project_id, run_id), *pair)),
+        ).where(*in_run(project_id, run_id), Example.split == DEFAULT_SPLIT)
     ).one()
     return int(total), int(errors), int(counted)
 
 
 def _reviewed_count(
-    session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
+    session: Session,
+    *,
+    project_id: int,
+    reviewer: Reviewers,
+    confusion_pair: ConfusionPair,
+    run_id: int | None = None,
 ) -> int:
     conditions = in_reviewed_sample(
-        project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair, run_id=run_id
     )
     return int(session.scalar(select(func.count()).select_from(Example).where(*conditions)) or 0)
 
 
-def _last_reviews(*, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair):
-    """Subquery (pk, at, label, prediction, design): each example of the reviewed sample, its
-    counted reviewers' latest review time (NULL without a Review row: when it was looked at is
-    unknown), its confusion pair, and how its first review reached it (_ALL: the random queue
+def _last_reviews(
+    *,
+    project_id: int,
+    reviewer: Reviewers,
+    confusion_pair: ConfusionPair,
+    run_id: int | None = None,
+):
+    """Subquery (pk, at, carried, label, prediction, design): each example of the reviewed
+    sample, its counted reviewers' latest review time (NULL without a Review row: when it was
+    looked at is unknown), whether all those reviews were carried over from the previous run
+    (1) or not (0), its confusion pair, and how its first review reached it (_ALL: the random queue
     of all errors, _PAIR: one pair's random queue, _TARGETED: anything else; examples with no
     Review row count as the random queue, the review screen's default)."""
     names = reviewer_names(reviewer)
     latest = (
-        select(Review.example_pk.label("pk"), func.max(Review.reviewed_at).label("at"))
+        select(
+            Review.example_pk.label("pk"),
+            func.max(Review.reviewed_at).label("at"),
+            # 1 when every counted review was carried over from the previous run.
+            func.min(case((Review.carried == true(), 1), else_=0)).label("carried"),
+        )
         .where(
             Review.example_pk.in_(
                 reviewed_sample_ids(
-                    project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+                    project_id=project_id,
+                    reviewer=reviewer,
+                    confusion_pair=confusion_pair,
+                    run_id=run_id,
                 )
             ),
             *([Review.reviewer.in_(names)] if names else []),
@@ -642,6 +713,7 @@ def _last_reviews(*, project_id: int, reviewer: Reviewers, confusion_pair: Confu
         select(
             Example.id.label("pk"),
             latest.c.at,
+            latest.c.carried,
             Example.label,
             Example.prediction,
             design.label("design"),
@@ -651,7 +723,10 @@ def _last_reviews(*, project_id: int, reviewer: Reviewers, confusion_pair: Confu
         .outerjoin(first, first.c.pk == Example.id)
         .where(
             *in_reviewed_sample(
-                project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+                project_id=project_id,
+                reviewer=reviewer,
+                confusion_pair=confusion_pair,
+                run_id=run_id,
             )
         )
         .subquery()
@@ -675,19 +750,24 @@ def _first_reached():
 
 
 def _pair_sizes(
-    session: Session, *, project_id: int, confusion_pair: ConfusionPair
+    session: Session, *, project_id: int, confusion_pair: ConfusionPair, run_id: int | None = None
 ) -> dict[tuple[str, str], int]:
     """{(label, prediction): errors that count} for every confusion pair (or the one given)."""
     rows = session.execute(
         select(Example.label, Example.prediction, func.count())
-        .where(*errors_that_count(project_id), *confusion_pair_conditions(confusion_pair))
+        .where(*errors_that_count(project_id, run_id), *confusion_pair_conditions(confusion_pair))
         .group_by(Example.label, Example.prediction)
     ).all()
     return {(label, prediction): int(n) for label, prediction, n in rows}
 
 
 def _design(
-    session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
+    session: Session,
+    *,
+    project_id: int,
+    reviewer: Reviewers,
+    confusion_pair: ConfusionPair,
+    run_id: int | None = None,
 ) -> _Design:
     """Random and targeted reviews, whether pairs must be weighted, and the coverage."""
     first, design = _first_reached()  # no review times needed here: a lighter query
@@ -697,7 +777,10 @@ def _design(
         .outerjoin(first, first.c.pk == Example.id)
         .where(
             *in_reviewed_sample(
-                project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+                project_id=project_id,
+                reviewer=reviewer,
+                confusion_pair=confusion_pair,
+                run_id=run_id,
             )
         )
         .group_by(Example.label, Example.prediction, design)
@@ -708,26 +791,35 @@ def _design(
     stratified = any(design == _PAIR for *_, design, _ in rows)
     coverage = 1.0 if random_reviews else 0.0
     if stratified:
-        sizes = _pair_sizes(session, project_id=project_id, confusion_pair=confusion_pair)
+        sizes = _pair_sizes(
+            session, project_id=project_id, confusion_pair=confusion_pair, run_id=run_id
+        )
         total = sum(sizes.values())
         coverage = sum(n for pair, n in sizes.items() if pair in random) / total if total else 0.0
     return _Design(random_reviews, targeted, coverage, stratified)
 
 
 def _category_counts(
-    session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
+    session: Session,
+    *,
+    project_id: int,
+    reviewer: Reviewers,
+    confusion_pair: ConfusionPair,
+    run_id: int | None = None,
 ) -> list[_CategoryCount]:
     """Per category (archived ones too), by confusion pair and by how the reviews were reached:
     reviewed errors tagged with it (distinct examples), and the reviews that could have used
     it: latest review at or after the category was created (timestamps compared in SQL), or no
     Review row, plus those tagged with it. Random reviews make the numerator and denominator;
     targeted ones are only counted (`targeted_errors`)."""
-    last = _last_reviews(project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair)
+    last = _last_reviews(
+        project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair, run_id=run_id
+    )
     by = (last.c.label, last.c.prediction, last.c.design)
     categories = session.execute(
-        select(Category.id, Category.name, Category.archived, Category.created_at).where(
-            Category.project_id == project_id
-        )
+        select(
+            Category.id, Category.name, Category.archived, Category.created_at, Category.scope
+        ).where(Category.project_id == project_id)
     ).all()
     # One pass over the tags of the sample: each category's tagged examples, and those of
     # them last reviewed before it existed (they could use it: they were tagged with it).
@@ -755,8 +847,8 @@ def _category_counts(
     since: list[tuple] = []
     if categories:
         counted = [
-            func.sum(case((or_(last.c.at.is_(None), last.c.at >= created), 1), else_=0))
-            for _, _, _, created in categories
+            func.sum(case((_could_use(last, created, scope), 1), else_=0))
+            for _, _, _, created, scope in categories
         ]
         for label, prediction, design, *per_category in session.execute(
             select(*by, *counted).group_by(*by)
@@ -779,7 +871,7 @@ def _category_counts(
             cell = denominator.setdefault(pk, {})
             cell[(label, prediction)] = cell.get((label, prediction), 0) + int(n)
     counts = []
-    for pk, name, archived, _ in categories:
+    for pk, name, archived, *_ in categories:
         pairs = denominator.get(pk, {})
         hits = numerator.get(pk, {})
         counts.append(
@@ -795,13 +887,28 @@ def _category_counts(
     return counts
 
 
+def _could_use(last, created, scope: str):
+    """Whether a review in `last` could have used a category created at `created`: made at or
+    after it (or with no Review row: when is unknown); for an error-scope category, also not
+    carried over from the previous run (a carried review looked at image categories only)."""
+    condition = or_(last.c.at.is_(None), last.c.at >= created)
+    if scope == Scope.ERROR.value:
+        condition = and_(condition, func.coalesce(last.c.carried, 0) == 0)
+    return condition
+
+
 def _untagged_count(
-    session: Session, *, project_id: int, reviewer: Reviewers, confusion_pair: ConfusionPair
+    session: Session,
+    *,
+    project_id: int,
+    reviewer: Reviewers,
+    confusion_pair: ConfusionPair,
+    run_id: int | None = None,
 ) -> int:
     """Reviewed errors that no counted reviewer put in any category."""
     tagged = exists().where(Tag.example_pk == Example.id, *tagged_by(reviewer))
     conditions = in_reviewed_sample(
-        project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair
+        project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair, run_id=run_id
     )
     return int(
         session.scalar(select(func.count()).select_from(Example).where(*conditions, ~tagged)) or 0

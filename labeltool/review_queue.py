@@ -44,6 +44,8 @@ class QueueFilter:
     min_confidence: float = 0.0
     max_confidence: float = 1.0
     order: str = "random"
+    #: The run whose errors are queued (labeltool.runs); None: the latest.
+    run_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def queue_conditions(project_id: int, queue: QueueFilter) -> list[ColumnElement[
     (`labeltool.sample.errors_that_count`: the project's dev errors in its eyeball part) that
     pass the filter (its order plays no part). For queries of your own over the same examples.
     """
-    conditions: list[ColumnElement[bool]] = errors_that_count(project_id)
+    conditions: list[ColumnElement[bool]] = errors_that_count(project_id, queue.run_id)
     if queue.states:
         conditions.append(Example.review_state.in_(queue.states))
     if queue.confusion_pair is not None:
@@ -192,11 +194,13 @@ def queue_position(session: Session, *, project_id: int, queue: QueueFilter, pk:
     )
 
 
-def review_progress(session: Session, *, project_id: int) -> ReviewProgress:
+def review_progress(
+    session: Session, *, project_id: int, run_id: int | None = None
+) -> ReviewProgress:
     """Counts of the project's dev errors per review state, from one GROUP BY."""
     rows = session.execute(
         select(Example.review_state, func.count())
-        .where(*queue_conditions(project_id, QueueFilter(states=())))
+        .where(*queue_conditions(project_id, QueueFilter(states=(), run_id=run_id)))
         .group_by(Example.review_state)
     ).all()
     by_state = {state: int(n) for state, n in rows}
@@ -204,11 +208,13 @@ def review_progress(session: Session, *, project_id: int) -> ReviewProgress:
 
 
 @keep
-def confusion_pairs(session: Session, *, project_id: int) -> pd.DataFrame:
+def confusion_pairs(
+    session: Session, *, project_id: int, run_id: int | None = None
+) -> pd.DataFrame:
     """The dev errors' confusion pairs: `label, prediction, confusion_pair, errors`, most first."""
     rows = session.execute(
         select(Example.label, Example.prediction, func.count().label("errors"))
-        .where(*queue_conditions(project_id, QueueFilter(states=())))
+        .where(*queue_conditions(project_id, QueueFilter(states=(), run_id=run_id)))
         .group_by(Example.label, Example.prediction)
         .order_by(func.count().desc(), Example.label, Example.prediction)
     ).all()

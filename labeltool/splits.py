@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.models import Example, Project
 from labeltool.report_cache import keep
+from labeltool.runs import in_run
 
 #: The splits in the order the error is expected to grow.
 SPLIT_ORDER = ("train", "train-dev", "dev", "test")
@@ -47,11 +48,11 @@ GAP_COLUMNS = ("gap", "from_split", "to_split", "size", "suggestion")
 
 
 @keep
-def error_by_split(session: Session, *, project_id: int) -> pd.DataFrame:
+def error_by_split(session: Session, *, project_id: int, run_id: int | None = None) -> pd.DataFrame:
     """Columns split, examples, misclassified, error: one row per split present, in order."""
     rows = session.execute(
         select(Example.split, func.count(), func.sum(cast(Example.is_error, Integer)))
-        .where(Example.project_id == project_id)
+        .where(*in_run(project_id, run_id))
         .group_by(Example.split)
     ).all()
     found = {split: (int(n), int(errors or 0)) for split, n, errors in rows}

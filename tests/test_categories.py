@@ -20,7 +20,7 @@ from labeltool.categories import (
 from labeltool.db import Database
 from labeltool.errors import DuplicateCategory, InvalidInput, UnknownCategory
 from labeltool.importing import shuffle_key
-from labeltool.models import Category, Example, Project, ReviewState
+from labeltool.models import Category, Example, Project, ReviewState, Run
 
 
 @pytest.fixture
@@ -362,6 +362,8 @@ def _add_project(session: Session, name: str) -> int:
     project = Project(name=name, class_names=["cat", "dog"], images_root="/data")
     session.add(project)
     session.flush()
+    session.add(Run(project_id=project.id, name="1"))
+    session.flush()
     return project.id
 
 
@@ -369,6 +371,7 @@ def _add_example(session: Session, project_id: int, example_id: str, state: Revi
     session.add(
         Example(
             project_id=project_id,
+            run_id=session.scalar(select(Run.id).where(Run.project_id == project_id)),
             example_id=example_id,
             image=f"{example_id}.png",
             label="cat",

@@ -112,12 +112,12 @@ def test_import_end_to_end_then_again_is_idempotent(db_url: str, write_predictio
 
     assert first.exit_code == 0, first.output
     assert first.stdout.strip() == (
-        "project 'run1': 6 rows read, 6 added, 0 updated, 0 unchanged; "
+        "project 'run1', new run '1': 6 rows read, 6 added, 0 updated, 0 unchanged; "
         "6 dev examples, 2 misclassified (dev error 33.3%)"
     )
     assert first.stderr == ""
     assert second.exit_code == 0, second.output
-    assert "0 added, 0 updated, 6 unchanged" in second.stdout
+    assert "project 'run1', run '1': 6 rows read, 0 added, 0 updated, 6 unchanged" in second.stdout
     assert _example_ids(db_url, "run1") == [f"ex{i:04d}" for i in range(6)]
 
 

@@ -18,7 +18,7 @@ from labeltool.categories import create_category
 from labeltool.db import Database
 from labeltool.errors import DuplicateCategory
 from labeltool.labeling import mark_reviewed, set_tag, toggle_tag
-from labeltool.models import Category, Example, Project, Review, Tag
+from labeltool.models import Category, Example, Project, Review, Run, Tag
 
 #: Seconds a thread waits for the other at the barrier before the test fails.
 MEET_TIMEOUT = 10
@@ -190,6 +190,7 @@ def _add_project(db: Database) -> int:
         project = Project(name="run1", class_names=["cat", "dog"], images_root="/data")
         session.add(project)
         session.flush()
+        session.add(Run(project_id=project.id, name="1"))
         return project.id
 
 
@@ -198,6 +199,7 @@ def _add_errors(db: Database, project_id: int, n: int, *, reviewed_by: str | Non
         examples = [
             Example(
                 project_id=project_id,
+                run_id=session.scalar(select(Run.id).where(Run.project_id == project_id)),
                 example_id=f"ex{i}",
                 image=f"images/ex{i}.png",
                 label="cat",
