@@ -17,7 +17,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 ## Start the app on the bundled sample project (SQLite file labeltool.db).
 run: $(STAMP)
 	$(VENV)/bin/labeltool --db $(DB) import sample_data/predictions.csv --project digits \
-		--categories sample_data/categories.csv
+		--run 1 --note "digits-cnn" --categories sample_data/categories.csv
+	$(VENV)/bin/labeltool --db $(DB) import sample_data/predictions_run2.csv --project digits \
+		--run 2 --note "blur augmentation, 10 epochs" --target blurry
 	$(VENV)/bin/labeltool --db $(DB) serve --port $(PORT)
 
 ## Run every test (PostgreSQL ones too when LABELTOOL_TEST_DATABASE_URL is set).
