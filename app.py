@@ -18,6 +18,7 @@ pages = [
     st.Page("app_pages/gallery.py", title="Gallery", icon="🖼️", url_path="gallery"),
     st.Page("app_pages/categories.py", title="Categories", icon="🗂️", url_path="categories"),
     st.Page("app_pages/report.py", title="Ceiling report", icon="📊", url_path="report"),
+    st.Page("app_pages/compare.py", title="Compare runs", icon="⚖️", url_path="compare"),
     st.Page("app_pages/projects.py", title="Projects", icon="📁", url_path="projects"),
 ]
 page = st.navigation(pages)

@@ -14,11 +14,25 @@ from app_pages.common import (
     show_flash,
     transaction,
 )
+from app_pages.text import plain
 from labeltool import labeling, review_queue
 from labeltool.categories import (
     PALETTE,
     list_categories,
     update_category,
+)
+
+#: The add form's scope choices: the label shown and the scope it sets (None: by its name).
+SCOPES = {
+    "by its name": None,
+    "image: carries over to new runs": "image",
+    "error: this run's mistake only": "error",
+}
+SCOPE_HELP = (
+    "An *image* category (blurry, incorrectly labeled) describes the example, so its tags "
+    "carry over to every run; an *error* category (dog-as-cat) describes one model's mistake "
+    "and stays with its run. By its name: a confusion pair such as dog-as-cat is an error "
+    "category, anything else an image category."
 )
 
 project: ProjectInfo = require_project()
@@ -27,8 +41,8 @@ who = reviewer()
 
 with transaction() as session:
     categories = list_categories(session, project_id=project.id, include_archived=True)
-    pairs = review_queue.confusion_pairs(session, project_id=project.id)
-    progress = review_queue.review_progress(session, project_id=project.id)
+    pairs = review_queue.confusion_pairs(session, project_id=project.id, run_id=project.run_id)
+    progress = review_queue.review_progress(session, project_id=project.id, run_id=project.run_id)
 
 st.header("Error categories")
 st.caption(
@@ -46,6 +60,7 @@ def _add(session) -> None:
         shortcut=st.session_state["new_shortcut"] or None,
         colour=st.session_state["new_colour"],
         marks_incorrect_label=st.session_state["new_label"] or None,
+        scope=SCOPES[st.session_state["new_scope"]],
     )
 
 
@@ -56,8 +71,15 @@ with st.form("add_category", clear_on_submit=True, border=True):
     cols[1].text_input("Description", key="new_description")
     cols[2].text_input("Key", key="new_shortcut", max_chars=1, help="One letter or digit")
     cols[3].color_picker("Colour", PALETTE[len(categories) % len(PALETTE)], key="new_colour")
-    st.checkbox(
+    cols = st.columns([3, 2])
+    cols[0].checkbox(
         "Means the dataset's label is wrong (asks for the corrected label)", key="new_label"
+    )
+    cols[1].selectbox(
+        "Scope",
+        list(SCOPES),
+        key="new_scope",
+        help=SCOPE_HELP,
     )
     st.form_submit_button("Add category", type="primary", on_click=action, args=(_add,))
 
@@ -70,11 +92,12 @@ table = pd.DataFrame(
             "key": c.shortcut or "",
             "colour": c.colour,
             "incorrect label": c.marks_incorrect_label,
+            "scope": c.scope,
             "archived": c.archived,
         }
         for c in categories
     ],
-    columns=["id", "name", "description", "key", "colour", "incorrect label", "archived"],
+    columns=["id", "name", "description", "key", "colour", "incorrect label", "scope", "archived"],
 )
 
 
@@ -108,6 +131,7 @@ def _apply_edits(session) -> None:
             colour=change.get("colour"),
             archived=change.get("archived"),
             marks_incorrect_label=change.get("incorrect label"),
+            scope=change.get("scope"),
         )
         if after.archived and not before.archived:
             messages.append(_archive_message(after.name, before.shortcut))
@@ -129,6 +153,9 @@ if categories:
             "key": st.column_config.TextColumn("key", max_chars=1),
             "colour": st.column_config.TextColumn(
                 "colour", help="#rrggbb", validate=r"^#[0-9a-fA-F]{6}$"
+            ),
+            "scope": st.column_config.SelectboxColumn(
+                "scope", options=["image", "error"], required=True, help=SCOPE_HELP
             ),
         },
         on_change=action,
@@ -163,13 +190,13 @@ st.caption(
 existing = {c.name for c in categories if not c.archived}
 for row in pairs.head(12).itertuples(index=False):
     left, middle, right = st.columns([3, 1, 2])
-    left.markdown(f"**{row.confusion_pair}**")
+    left.markdown(f"**{plain(row.confusion_pair)}**")
     middle.markdown(f"{row.errors} errors")
     if row.confusion_pair in existing:
         right.caption("already a category")
     else:
         right.button(
-            f"Make '{row.confusion_pair}' a category",
+            f"Make '{plain(row.confusion_pair)}' a category",
             key=f"pair_{row.label}_{row.prediction}",
             disabled=not who,
             on_click=action,
@@ -179,6 +206,7 @@ for row in pairs.head(12).itertuples(index=False):
                 "label": row.label,
                 "prediction": row.prediction,
                 "reviewer": who,
+                "run_id": project.run_id,
                 "success": f"'{row.confusion_pair}' is now a category; its errors are tagged",
             },
         )

@@ -23,6 +23,8 @@ from labeltool.review_queue import NO_CATEGORY, ORDERS, QueueFilter
 
 #: Session-state keys shared between pages.
 PROJECT_KEY = "project_name"
+#: The run the pages show (its name); the project's latest run when not chosen.
+RUN_KEY = "run_name"
 REVIEWER_KEY = "reviewer"
 FLASH_KEY = "_flash"
 #: A page sets this to switch the project on the next rerun (the picker is already drawn).
@@ -32,8 +34,22 @@ STATE_CHOICES = [s.value for s in ReviewState]
 
 
 @dataclass(frozen=True)
+class RunChoice:
+    """One of the project's runs, as the run picker lists it."""
+
+    id: int
+    name: str
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        """e.g. "2 · blur augmentation" (the run's name, then its note when it has one)."""
+        return f"{self.name} · {self.note}" if self.note else self.name
+
+
+@dataclass(frozen=True)
 class ProjectInfo:
-    """Plain values about the chosen project, safe to keep across reruns."""
+    """Plain values about the chosen project and run, safe to keep across reruns."""
 
     id: int
     name: str
@@ -41,6 +57,24 @@ class ProjectInfo:
     images_root: str
     #: The share of the dev set reviewers look at (None: all of it).
     eyeball_fraction: float | None = None
+    #: The project's runs, oldest first.
+    runs: tuple[RunChoice, ...] = ()
+    #: The run the pages show: the one picked in the sidebar, else the latest (None: no run).
+    run_id: int | None = None
+
+    @property
+    def run(self) -> RunChoice | None:
+        return next((r for r in self.runs if r.id == self.run_id), None)
+
+    @property
+    def previous_run(self) -> RunChoice | None:
+        """The run before the one shown, or None when it is the first."""
+        before = [r for r in self.runs if self.run_id is not None and r.id < self.run_id]
+        return before[-1] if before else None
+
+    @property
+    def is_latest_run(self) -> bool:
+        return not self.runs or self.run_id == self.runs[-1].id
 
 
 @st.cache_resource(show_spinner="Opening the database…")
@@ -120,6 +154,8 @@ def sidebar_project_and_reviewer() -> None:
 
     with transaction() as session:
         names = [p.name for p in list_projects(session)]
+        queried = st.session_state.get(PROJECT_KEY) or (names[0] if names else "")
+        runs = _runs_of(session, queried)
     wanted = st.query_params.get("project")
     if (
         wanted in names
@@ -135,6 +171,9 @@ def sidebar_project_and_reviewer() -> None:
         st.session_state[PROJECT_KEY] = names[0]
     if wanted and wanted not in names and chosen not in names:
         _say_project_is_missing(wanted, instead=st.session_state.get(PROJECT_KEY))
+    if queried != st.session_state.get(PROJECT_KEY, queried):  # a link or a page chose another
+        with transaction() as session:
+            runs = _runs_of(session, st.session_state[PROJECT_KEY])
     if not st.session_state.get(REVIEWER_KEY) and st.query_params.get("reviewer"):
         st.session_state[REVIEWER_KEY] = st.query_params["reviewer"]
     with st.sidebar:
@@ -144,6 +183,7 @@ def sidebar_project_and_reviewer() -> None:
                 # Only when it differs: every write sends the whole query back to the
                 # browser, which would undo the review screen's own ?example= in the URL.
                 st.query_params["project"] = st.session_state[PROJECT_KEY]
+            _run_picker([run for _project, run in runs])
         else:
             st.info("No project yet. Import predictions on the Projects page.")
         st.text_input(
@@ -165,15 +205,21 @@ def current_project() -> ProjectInfo | None:
     try:
         with transaction() as session:
             project = get_project(session, name)
-            return ProjectInfo(
-                id=project.id,
-                name=project.name,
-                class_names=tuple(project.class_names or ()),
-                images_root=project.images_root,
-                eyeball_fraction=project.eyeball_fraction,
-            )
+            runs = tuple(run for _project, run in _runs_of(session, name))
     except UnknownProject:
         return None
+    chosen = next((r for r in runs if r.name == st.session_state.get(RUN_KEY)), None)
+    if chosen is None and runs:
+        chosen = runs[-1]
+    return ProjectInfo(
+        id=project.id,
+        name=project.name,
+        class_names=tuple(project.class_names or ()),
+        images_root=project.images_root,
+        eyeball_fraction=project.eyeball_fraction,
+        runs=runs,
+        run_id=chosen.id if chosen else None,
+    )
 
 
 def require_project() -> ProjectInfo:
@@ -235,13 +281,16 @@ def queue_filter_widgets(project: ProjectInfo, *, pairs, categories) -> QueueFil
         "q_category": "any",
         "q_confidence": (0.0, 1.0),
         "q_order": ORDERS[0],
+        "q_change": None,
     }
     for key, value in defaults.items():
         # Keep values across pages (Streamlit forgets widgets a page did not draw) and
         # fall back to the default when a choice no longer exists.
         current = st.session_state.get(key, value)
-        if (key == "q_pair" and current not in pair_labels) or (
-            key == "q_category" and current not in category_ids
+        if (
+            (key == "q_pair" and current not in pair_labels)
+            or (key == "q_category" and current not in category_ids)
+            or (key == "q_change" and project.previous_run is None)
         ):
             current = value
         st.session_state[key] = current
@@ -262,6 +311,23 @@ def queue_filter_widgets(project: ProjectInfo, *, pairs, categories) -> QueueFil
         )
         category_choice = st.selectbox("Category", list(category_ids), key="q_category")
         low, high = st.slider("Confidence", 0.0, 1.0, step=0.05, key="q_confidence")
+        if project.previous_run is not None:
+            before = project.previous_run.name
+            change_labels = {
+                None: "all errors",
+                "new": f"new: right in run {before}",
+                "still wrong": f"still wrong: wrong in run {before} too",
+                "fixed": f"fixed: run {before}'s errors this run gets right",
+            }
+            st.selectbox(
+                "Against the previous run",
+                list(change_labels),
+                key="q_change",
+                format_func=change_labels.__getitem__,
+                help="Errors that are new in this run, still there, or fixed since the run "
+                "before it (matched by example id). 'fixed' lists the previous run's rows of "
+                "those examples, with that run's prediction.",
+            )
         order = st.radio(
             "Order",
             ORDERS,
@@ -279,7 +345,28 @@ def queue_filter_widgets(project: ProjectInfo, *, pairs, categories) -> QueueFil
         min_confidence=low,
         max_confidence=high,
         order=order,
+        run_id=project.run_id,
+        change=st.session_state["q_change"] if project.previous_run is not None else None,
     )
+
+
+def run_caption(project: ProjectInfo, queue: QueueFilter | None = None) -> None:
+    """Say which run the page shows when the project has several (and, for a queue compared
+    with the previous run, what it holds)."""
+    run = project.run
+    if run is None or len(project.runs) < 2:
+        return
+    which = "the latest run" if project.is_latest_run else "an earlier run, not the latest"
+    text = f"🧪 Run {plain(run.label)}: {which} of {len(project.runs)}."
+    previous = project.previous_run
+    if queue is not None and queue.change is not None and previous is not None:
+        text += {
+            "new": f" Queue: its errors that run {plain(previous.name)} got right.",
+            "still wrong": f" Queue: its errors that run {plain(previous.name)} got wrong too.",
+            "fixed": f" Queue: run {plain(previous.name)}'s errors that this run gets right, "
+            f"shown with run {plain(previous.name)}'s prediction.",
+        }[queue.change]
+    st.caption(text)
 
 
 def _say_project_is_missing(name: str, *, instead: str | None) -> None:
@@ -290,8 +377,66 @@ def _say_project_is_missing(name: str, *, instead: str | None) -> None:
     st.error(text)
 
 
+def _runs_of(session: Session, project_name: str) -> list[tuple[str, RunChoice]]:
+    """(project name, run) for each run of the project called `project_name`, oldest first:
+    one small query on the runs table (never on the examples)."""
+    from sqlalchemy import select
+
+    from labeltool.models import Project, Run
+
+    rows = session.execute(
+        select(Project.name, Run.id, Run.name, Run.note)
+        .join(Run, Run.project_id == Project.id)
+        .where(Project.name == project_name)
+        .order_by(Run.id)
+    )
+    return [
+        (project, RunChoice(id=id_, name=name, note=note or ""))
+        for project, id_, name, note in rows
+    ]
+
+
+def _run_picker(runs: list[RunChoice]) -> None:
+    """The sidebar's run picker: newest first, the latest by default. It follows ?run=NAME
+    when the app is opened from a link, and keeps the URL naming any run but the latest."""
+    if not runs:
+        return
+    names = [r.name for r in reversed(runs)]
+    wanted = st.query_params.get("run")
+    if wanted in names and "_run_from_url" not in st.session_state:
+        st.session_state[RUN_KEY] = wanted
+    st.session_state["_run_from_url"] = True
+    if st.session_state.get(RUN_KEY) not in names:
+        st.session_state[RUN_KEY] = names[0]
+    labels = {r.name: r.label for r in runs}
+    st.selectbox(
+        "Run",
+        names,
+        key=RUN_KEY,
+        format_func=lambda name: f"{labels[name]} (latest)" if name == names[0] else labels[name],
+        on_change=_run_changed,
+        disabled=len(names) == 1,
+        help="Which model's predictions to review and report on. Import another model's "
+        "predictions as a new run (`labeltool import … --run NAME`) to compare them.",
+    )
+    shown = None if st.session_state[RUN_KEY] == names[0] else st.session_state[RUN_KEY]
+    if st.query_params.get("run") != shown:  # only when it differs (see the project's URL)
+        if shown is None:
+            st.query_params.pop("run", None)
+        else:
+            st.query_params["run"] = shown
+
+
+def _run_changed() -> None:
+    st.query_params.pop("example", None)
+    st.session_state.pop("current_pk", None)
+    st.session_state.pop("history", None)
+
+
 def _project_changed() -> None:
     st.query_params["project"] = st.session_state[PROJECT_KEY]
     st.query_params.pop("example", None)
+    st.query_params.pop("run", None)
+    st.session_state.pop(RUN_KEY, None)
     st.session_state.pop("current_pk", None)
     st.session_state.pop("history", None)

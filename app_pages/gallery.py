@@ -9,6 +9,7 @@ from app_pages.common import (
     queue_filter_widgets,
     require_project,
     reviewer,
+    run_caption,
     show_flash,
     transaction,
 )
@@ -30,7 +31,7 @@ NOTICE_KEY = "_gallery_notice"
 project: ProjectInfo = require_project()
 with transaction() as session:
     categories = list_categories(session, project_id=project.id)
-    pairs = review_queue.confusion_pairs(session, project_id=project.id)
+    pairs = review_queue.confusion_pairs(session, project_id=project.id, run_id=project.run_id)
 queue = queue_filter_widgets(project, pairs=pairs, categories=categories)
 by_id = {c.id: c for c in categories}
 
@@ -65,9 +66,14 @@ def _examples(count: int) -> str:
 
 
 def _example_id(session, *, pk: int) -> str:
-    """The user's id of example `pk`, which must belong to this project."""
+    """The user's id of example `pk`, which must be in the run this queue draws from (the
+    review page looks the id up there)."""
     example_id = labeling.get_example_view(session, pk=pk).example_id
-    if labeling.find_example(session, project_id=project.id, example_id=example_id) != pk:
+    run_id = review_queue.queue_run_id(session, project_id=project.id, queue=queue)
+    found = labeling.find_example(
+        session, project_id=project.id, example_id=example_id, run_id=run_id
+    )
+    if found != pk:
         raise UnknownExample(f"example {pk} is not in project '{project.name}'")
     return example_id
 
@@ -114,6 +120,7 @@ if to_open is not None:
     _open(to_open)
 
 show_flash()
+run_caption(project, queue)
 who = reviewer()
 
 with transaction() as session:

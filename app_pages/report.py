@@ -13,6 +13,7 @@ from app_pages.common import (
     action,
     database,
     require_project,
+    run_caption,
     show_flash,
     transaction,
 )
@@ -69,9 +70,13 @@ def _csv_when_clicked(db, build) -> Callable[[], bytes]:
 
 
 project: ProjectInfo = require_project()
+run_id = project.run_id
 show_flash()
 
 st.header("Ceiling report")
+run_caption(project)
+if len(project.runs) > 1:
+    st.page_link("app_pages/compare.py", label="Compare this run with another", icon="⚖️")
 st.caption(
     "Share of errors: the reviewed errors put in a category (an error can be in several, so "
     "shares need not add up to 100%). Ceiling: share × dev error, the most the dev error can "
@@ -80,8 +85,8 @@ st.caption(
 
 # --- slices ---------------------------------------------------------------------------------
 with transaction() as session:
-    reviewers = report.reviewer_counts(session, project_id=project.id)
-    pairs = review_queue.confusion_pairs(session, project_id=project.id)
+    reviewers = report.reviewer_counts(session, project_id=project.id, run_id=run_id)
+    pairs = review_queue.confusion_pairs(session, project_id=project.id, run_id=run_id)
 pair_errors = {(r.label, r.prediction): r.errors for r in pairs.itertuples(index=False)}
 left, right = st.columns(2)
 who = left.selectbox(
@@ -101,7 +106,7 @@ pair = right.selectbox(
     help="Only the errors of one confusion pair (true label -as- predicted label); ceilings "
     "then use that pair's part of the dev error.",
 )
-scope = {"project_id": project.id, "reviewer": who, "confusion_pair": pair}
+scope = {"project_id": project.id, "reviewer": who, "confusion_pair": pair, "run_id": run_id}
 
 # Each number once per rerun: the ranking by effort is derived from this table, and the
 # downloads are built only when one is clicked (see the end of the page).
@@ -303,7 +308,7 @@ else:
 # --- where the error comes from: bias, variance, data mismatch -------------------------------
 st.subheader("Where the error comes from")
 with transaction() as session:
-    by_split = splits.error_by_split(session, project_id=project.id)
+    by_split = splits.error_by_split(session, project_id=project.id, run_id=run_id)
     human_level = session.get(Project, project.id).human_level_error
 st.columns([1, 2])[0].number_input(
     "Human-level error (%)",
@@ -361,7 +366,7 @@ if not gaps.empty:
 # --- eyeball and blackbox dev sets ---------------------------------------------------------------
 st.subheader("Eyeball and blackbox dev sets")
 with transaction() as session:
-    split = eyeball.eyeball_split(session, project_id=project.id)
+    split = eyeball.eyeball_split(session, project_id=project.id, run_id=run_id)
 dev_examples = split.eyeball_examples + split.blackbox_examples
 dev_errors = split.eyeball_errors + split.blackbox_errors
 suggested = eyeball.suggested_fraction(
@@ -429,10 +434,10 @@ st.caption(
 fixed = {name.casefold() for name in FIXED_COLUMNS}
 clashing = [c.name for c in categories if c.name.casefold() in fixed]
 builders = {
-    "wide": lambda session: wide_table(session, project_id=project.id),
-    "long": lambda session: long_table(session, project_id=project.id),
+    "wide": lambda session: wide_table(session, project_id=project.id, run_id=run_id),
+    "long": lambda session: long_table(session, project_id=project.id, run_id=run_id),
     "report": lambda session: table,
-    "corrections": lambda session: corrections_table(session, project_id=project.id),
+    "corrections": lambda session: corrections_table(session, project_id=project.id, run_id=run_id),
 }
 labels = {
     "wide": "Spreadsheet (wide)",
@@ -440,6 +445,8 @@ labels = {
     "report": "Report (this view)",
     "corrections": "Corrected labels",
 }
+# Named for the run when there are several, so two runs' downloads do not overwrite each other.
+file_stem = project.name if len(project.runs) < 2 else f"{project.name}-run-{project.run.name}"
 for column, (name, build) in zip(st.columns(len(builders)), builders.items(), strict=True):
     if name == "wide" and clashing:  # wide_table would refuse: say so before the click
         column.error(
@@ -450,7 +457,7 @@ for column, (name, build) in zip(st.columns(len(builders)), builders.items(), st
     column.download_button(
         labels[name],
         data=_csv_when_clicked(database(), build),
-        file_name=f"{project.name}-{name}.csv",
+        file_name=f"{file_stem}-{name}.csv",
         mime="text/csv",
         key=f"download_{name}",
         on_click="ignore",

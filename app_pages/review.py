@@ -17,6 +17,7 @@ from app_pages.common import (
     queue_filter_widgets,
     require_project,
     reviewer,
+    run_caption,
     show_flash,
     transaction,
 )
@@ -37,7 +38,7 @@ who = reviewer()
 
 with transaction() as session:
     categories = list_categories(session, project_id=project.id)
-    pairs = review_queue.confusion_pairs(session, project_id=project.id)
+    pairs = review_queue.confusion_pairs(session, project_id=project.id, run_id=project.run_id)
 queue: QueueFilter = queue_filter_widgets(project, pairs=pairs, categories=categories)
 if queue.confusion_pair is not None:
     pair_name = confusion_pair_name(*queue.confusion_pair)
@@ -54,6 +55,7 @@ if queue.confusion_pair is not None:
                 "label": queue.confusion_pair[0],
                 "prediction": queue.confusion_pair[1],
                 "reviewer": who,
+                "run_id": project.run_id,
                 "success": f"'{pair_name}' is now a category; its errors are tagged",
             },
         )
@@ -101,7 +103,13 @@ reset = False
 if requested:
     with transaction() as session:
         try:
-            current = labeling.find_example(session, project_id=project.id, example_id=requested)
+            current = labeling.find_example(
+                session,
+                project_id=project.id,
+                example_id=requested,
+                # the run whose rows the queue holds (the previous run's for "fixed")
+                run_id=review_queue.queue_run_id(session, project_id=project.id, queue=queue),
+            )
             reset = True
             st.session_state["review_linked"] = (current,)
         except UnknownExample as exc:
@@ -126,7 +134,7 @@ with transaction() as session:
     )
     views = labeling.example_views(session, pks=order + ([previous] if previous else []))
     standings = review_actions.standings(session, project_id=project.id, queue=queue, views=views)
-    progress = review_queue.review_progress(session, project_id=project.id)
+    progress = review_queue.review_progress(session, project_id=project.id, run_id=project.run_id)
     in_queue = review_queue.queue_count(session, project_id=project.id, queue=queue)
 current = order[0] if order else None
 st.session_state["current_pk"] = current
@@ -141,6 +149,7 @@ run = st.session_state["review_run"] = st.session_state.get("review_run", 0) + 1
 
 # --- 3. the screen -------------------------------------------------------------------------
 show_flash()
+run_caption(project, queue)
 for message in (link_problem, problem):
     if message:
         st.error(plain(message))

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from labeltool.errors import DuplicateCategory, InvalidInput, UnknownCategory
 from labeltool.limits import MAX_CATEGORY_NAME, check_name, control_character, shown
-from labeltool.models import Category, Example, Project, ReviewState, Scope
+from labeltool.models import Category, Example, Project, ReviewState, Run, Scope, Tag
 
 #: Tableau 10: distinct, colour-blind-friendlier defaults, handed out in order.
 PALETTE = (
@@ -93,10 +93,7 @@ def create_category(
     an error category and anything else an image category.
     """
     name = _clean_name(name)
-    if scope is None:
-        scope = _default_scope(session, project_id, name)
-    if scope not in {s.value for s in Scope}:
-        raise InvalidInput(f"unknown scope '{scope}' (use image or error)")
+    scope = _check_scope(scope) if scope is not None else _default_scope(session, project_id, name)
     existing = list_categories(session, project_id=project_id, include_archived=True)
     if any(c.name.lower() == name.lower() for c in existing):
         raise DuplicateCategory(f"a category named '{name}' already exists")
@@ -159,8 +156,14 @@ def update_category(
     effort: float | None = None,
     clear_effort: bool = False,
     marks_incorrect_label: bool | None = None,
+    scope: str | None = None,
 ) -> Category:
-    """Change any of a category's settings; None leaves a setting as it is."""
+    """Change any of a category's settings; None leaves a setting as it is.
+
+    A category's scope can change while its tags sit in one run only; once the project has
+    several runs and the category has tags, changing it would leave some runs' tags carried
+    and others not, so it is refused.
+    """
     category = session.get(Category, category_id)
     if category is None:
         raise UnknownCategory(f"no category with id {category_id}")
@@ -183,6 +186,9 @@ def update_category(
             clear_effort=clear_effort,
             marks_incorrect_label=marks_incorrect_label,
         )
+    if scope is not None and _check_scope(scope) != category.scope:
+        _refuse_scope_change_across_runs(session, category)
+        category.scope = scope
     return category
 
 
@@ -199,7 +205,8 @@ def mark_reviewed_for_rereview(session: Session, *, project_id: int) -> int:
 def load_categories_file(
     session: Session, path: str | os.PathLike[str], *, project_id: int
 ) -> list[Category]:
-    """Create the categories listed in a CSV (`name[,description,shortcut,colour]`) if missing.
+    """Create the categories listed in a CSV (`name[,description,shortcut,colour,scope]`) if
+    missing. `scope` is image or error (empty: create_category's default).
 
     Categories that already exist are left as they are, so loading the file is idempotent.
     Every row is checked before the first category is created.
@@ -229,39 +236,54 @@ def load_categories_file(
         if shortcut is not None:
             if len(shortcut) != 1 or control_character(shortcut):
                 raise InvalidInput(
-                    f"shortcut {shown(shortcut)} must be one letter or digit", file=file, row=row
+                    f"shortcut {shown(shortcut)} must be one letter or digit",
+                    file=file,
+                    row=row,
+                    column="shortcut",
                 )
             try:
                 _check_key(shortcut, set())
             except InvalidInput as exc:
-                raise InvalidInput(exc.reason, file=file, row=row) from None
+                raise InvalidInput(exc.reason, file=file, row=row, column="shortcut") from None
         colour = str(record.get("colour", "") or "").strip() or None
         if colour is not None and not _COLOUR.match(colour):
             raise InvalidInput(
-                f"colour {shown(colour)} is not of the form #rrggbb", file=file, row=row
+                f"colour {shown(colour)} is not of the form #rrggbb",
+                file=file,
+                row=row,
+                column="colour",
             )
+        scope = str(record.get("scope", "") or "").strip().lower() or None
+        if scope is not None:
+            try:
+                _check_scope(scope)
+            except InvalidInput as exc:
+                raise InvalidInput(exc.reason, file=file, row=row, column="scope") from None
         description = str(record.get("description", "") or "")
         if name.lower() in names:
             continue  # already in the project, or earlier in the file
         if shortcut is not None and shortcut.lower() in taken:
             raise InvalidInput(
-                f"key '{shortcut.lower()}' already toggles another category", file=file, row=row
+                f"key '{shortcut.lower()}' already toggles another category",
+                file=file,
+                row=row,
+                column="shortcut",
             )
         names.add(name.lower())
         if shortcut is not None:
             taken.add(shortcut.lower())
-        wanted.append((row, name, description, shortcut, colour))
+        wanted.append((row, name, description, shortcut, colour, scope))
     # Hand out default keys now, past every key the file names, so a row without a key cannot
     # take the key a later row asks for.
-    for position, (row, name, description, shortcut, colour) in enumerate(wanted):
+    for position, (row, name, description, shortcut, colour, scope) in enumerate(wanted):
         if shortcut is None:
             shortcut = next((k for k in DEFAULT_KEYS if k not in taken), None)
             if shortcut is not None:
                 taken.add(shortcut)
-            wanted[position] = (row, name, description, shortcut, colour)
+            wanted[position] = (row, name, description, shortcut, colour, scope)
 
     created = []
-    for row, name, description, shortcut, colour in wanted:
+    for row, name, description, shortcut, colour, scope in wanted:
         try:
             created.append(
                 create_category(
@@ -271,6 +293,7 @@ def load_categories_file(
                     description=description,
                     shortcut=shortcut,
                     colour=colour,
+                    scope=scope,
                 )
             )
         except (InvalidInput, DuplicateCategory) as exc:
@@ -280,6 +303,25 @@ def load_categories_file(
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+def _check_scope(scope: str) -> str:
+    """`scope` if it is one of Scope's values; InvalidInput otherwise."""
+    if scope not in {s.value for s in Scope}:
+        raise InvalidInput(f"unknown scope {shown(scope)} (use image or error)")
+    return scope
+
+
+def _refuse_scope_change_across_runs(session: Session, category: Category) -> None:
+    """InvalidInput when the category has tags and the project has several runs."""
+    runs = session.scalar(select(func.count()).where(Run.project_id == category.project_id))
+    tagged = session.scalar(select(exists().where(Tag.category_id == category.id)))
+    if runs > 1 and tagged:
+        raise InvalidInput(
+            f"the scope of '{category.name}' cannot change now: it has tags and the project "
+            f"has {runs} runs, so its tags would carry over in some runs and not in others "
+            "(make a new category with the scope you want instead)"
+        )
 
 
 def _default_scope(session: Session, project_id: int, name: str) -> str:

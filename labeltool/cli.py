@@ -550,9 +550,15 @@ def export_command(
     help="The rows were picked (by a filter, the model's confidence or by hand), not drawn at "
     "random: the report counts them but leaves them out of its estimate.",
 )
+@click.option("--run", "run_name", help="The run whose errors the rows are [default: the latest].")
 @click.pass_obj
 def import_tags_command(
-    state: _State, file: Path, project: str, reviewer: str | None, targeted: bool
+    state: _State,
+    file: Path,
+    project: str,
+    reviewer: str | None,
+    targeted: bool,
+    run_name: str | None,
 ) -> None:
     """Import a wide table (as `export --table wide` writes it) back: tags, comments, labels.
 
@@ -562,15 +568,18 @@ def import_tags_command(
     examples stay 'needs re-review'.
     """
     from labeltool.projects import get_project
+    from labeltool.runs import get_run
     from labeltool.tags_import import import_tags
 
     with state.database().begin() as session:
+        project_id = get_project(session, project).id
         summary = import_tags(
             session,
             file,
-            project_id=get_project(session, project).id,
+            project_id=project_id,
             reviewer=reviewer,
             targeted=targeted,
+            run_id=get_run(session, project_id=project_id, name=run_name).id,
         )
     click.echo(str(summary))
 

@@ -106,7 +106,9 @@ def compare_runs(
     infos = {info.id: info for info in list_runs(session, project_id=project_id)}
     summaries = [_summary(infos[run.id]) for run in (run_before, run_after)]
     tables = [
-        report._ranking(report.ceiling_table(session, project_id=project_id, run_id=run.id))
+        report.ranked_categories(
+            report.ceiling_table(session, project_id=project_id, run_id=run.id)
+        )
         for run in (run_before, run_after)
     ]
     categories = _side_by_side(*tables)
@@ -150,16 +152,16 @@ def comparison_json(comparison: Comparison) -> dict:
             "target_category": summary.target_category,
             "dev_examples": summary.dev_examples,
             "misclassified": summary.misclassified,
-            "dev_error": _number(summary.dev_error),
-            "dev_error_low": _number(summary.dev_error_low),
-            "dev_error_high": _number(summary.dev_error_high),
+            "dev_error": report.json_number(summary.dev_error),
+            "dev_error_low": report.json_number(summary.dev_error_low),
+            "dev_error_high": report.json_number(summary.dev_error_high),
         }
 
     target = comparison.target
     return {
         "before": run(comparison.before),
         "after": run(comparison.after),
-        "dev_error_change": _number(comparison.dev_error_change),
+        "dev_error_change": report.json_number(comparison.dev_error_change),
         "errors": {
             "fixed": comparison.fixed,
             "new": comparison.new,
@@ -171,9 +173,9 @@ def comparison_json(comparison: Comparison) -> dict:
         if target is None
         else {
             "category": target.category,
-            "ceiling_before": _number(target.ceiling_before),
-            "ceiling_after": _number(target.ceiling_after),
-            "recovered": _number(target.recovered),
+            "ceiling_before": report.json_number(target.ceiling_before),
+            "ceiling_after": report.json_number(target.ceiling_after),
+            "recovered": report.json_number(target.recovered),
             "sentence": target.sentence,
         },
         "categories": [
@@ -183,7 +185,7 @@ def comparison_json(comparison: Comparison) -> dict:
                     if column == "category"
                     else int(value)
                     if column.startswith("errors_")
-                    else _number(value)
+                    else report.json_number(value)
                 )
                 for column, value in row.items()
             }
@@ -221,6 +223,48 @@ def comparison_text(comparison: Comparison, *, title: str = "") -> str:
         lines.append(comparison.target.sentence)
     lines += ["", *_category_lines(comparison)]
     return "\n".join(lines) + "\n"
+
+
+#: The columns of `run_trend`'s table, in order.
+TREND_COLUMNS = ("run", "position", "measure", "value", "low", "high")
+#: `run_trend`'s measure for each run's dev error (the others are category names).
+DEV_ERROR = "dev error"
+
+
+def run_trend(session: Session, *, project_id: int, top: int = 3) -> pd.DataFrame:
+    """Dev error and the top categories' ceilings across all the project's runs, oldest
+    first, for a chart: one row per run and measure (TREND_COLUMNS).
+
+    `measure` is DEV_ERROR or a category; `value` is a fraction of the dev set (the dev error,
+    or the category's ceiling in that run), `low`/`high` its Wilson 95% interval. The top
+    categories are the `top` with the highest ceiling in any run; a run whose reviews could not
+    use a category has no row for it.
+    """
+    rows = []
+    ceilings: dict[str, float] = {}
+    for position, info in enumerate(list_runs(session, project_id=project_id)):
+        low, high = wilson_interval(info.misclassified, info.dev_examples)
+        rows.append((info.name, position, DEV_ERROR, info.dev_error, low, high))
+        ranked = report.ranked_categories(
+            report.ceiling_table(session, project_id=project_id, run_id=info.id)
+        )
+        for row in ranked.itertuples(index=False):
+            if not math.isnan(row.ceiling):
+                rows.append(
+                    (
+                        info.name,
+                        position,
+                        row.category,
+                        row.ceiling,
+                        row.ceiling_low,
+                        row.ceiling_high,
+                    )
+                )
+                ceilings[row.category] = max(ceilings.get(row.category, 0.0), row.ceiling)
+    chosen = sorted(ceilings, key=lambda name: (-ceilings[name], name.casefold()))[:top]
+    frame = pd.DataFrame(rows, columns=list(TREND_COLUMNS))
+    frame = frame[frame["measure"].isin([DEV_ERROR, *chosen])]
+    return frame.astype({"value": float, "low": float, "high": float}).reset_index(drop=True)
 
 
 # --- private helpers -------------------------------------------------------------------
@@ -401,6 +445,3 @@ def _span(low: float, high: float, digits: int) -> str:
 
 def _points(fraction: float) -> str:
     return f"{fraction * 100:.1f}"
-
-
-_number = report._number  # a float for JSON, None for NaN: the report's own rule

@@ -126,7 +126,7 @@ def toggle_tag(session: Session, *, example_pk: int, category_id: int, reviewer:
         )
     ).rowcount
     if removed:
-        _in_other_runs(session, category, [example_pk], reviewer, tagged=False)
+        tag_in_other_runs(session, category, [example_pk], reviewer, tagged=False)
         return False
     # Nothing to delete: tag it. The same toggle from another tab may land at the same moment.
     session.execute(
@@ -135,7 +135,7 @@ def toggle_tag(session: Session, *, example_pk: int, category_id: int, reviewer:
         )
     )
     _prefill_corrected_labels(session, category, [example_pk])
-    _in_other_runs(session, category, [example_pk], reviewer, tagged=True)
+    tag_in_other_runs(session, category, [example_pk], reviewer, tagged=True)
     return True
 
 
@@ -161,7 +161,7 @@ def set_tag(
         tagged=tagged,
     )
     category = session.get(Category, category_id)
-    _in_other_runs(session, category, sorted(set(example_pks)), reviewer, tagged=tagged)
+    tag_in_other_runs(session, category, sorted(set(example_pks)), reviewer, tagged=tagged)
     return changed
 
 
@@ -308,9 +308,16 @@ def skip_example(session: Session, *, example_pk: int) -> None:
 
 
 def category_from_confusion_pair(
-    session: Session, *, project_id: int, label: str, prediction: str, reviewer: str
+    session: Session,
+    *,
+    project_id: int,
+    label: str,
+    prediction: str,
+    reviewer: str,
+    run_id: int | None = None,
 ) -> tuple[Category, int]:
-    """Turn a confusion pair into a category (e.g. "dog-as-cat") and tag its errors with it.
+    """Turn a confusion pair into a category (e.g. "dog-as-cat") and tag its errors with it:
+    the errors of run `run_id` (the latest by default), since a pair is one model's mistake.
 
     Returns the category and how many errors were newly tagged. Reviewed examples need no
     re-review: membership in a pair is a fact, so every example of the pair is tagged now.
@@ -331,7 +338,7 @@ def category_from_confusion_pair(
         )
     elif category.archived:
         category.archived = False
-    pair = QueueFilter(states=(), confusion_pair=(label, prediction))
+    pair = QueueFilter(states=(), confusion_pair=(label, prediction), run_id=run_id)
     pks = session.scalars(select(Example.id).where(*queue_conditions(project_id, pair))).all()
     return category, set_tag(session, example_pks=pks, category_id=category.id, reviewer=reviewer)
 
@@ -353,7 +360,7 @@ def _insert_unless_present(session: Session, model: type[Tag] | type[Review]):
     return dialect_insert(model).on_conflict_do_nothing(index_elements=list(_UNIQUE_KEYS[model]))
 
 
-def _in_other_runs(
+def tag_in_other_runs(
     session: Session, category: Category | None, pks: Sequence[int], reviewer: str, *, tagged: bool
 ) -> None:
     """Put (or take off) an image-scope category's tag on the same examples in the project's

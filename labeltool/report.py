@@ -332,7 +332,7 @@ def rank_by_effort(table: pd.DataFrame, efforts: dict[str, float]) -> pd.DataFra
     Columns: category, share, ceiling, effort, ceiling_per_effort.
     """
     efforts = {name: float(effort) for name, effort in efforts.items() if effort}
-    ranked = _ranking(table)
+    ranked = ranked_categories(table)
     ranked = ranked[ranked["category"].isin(list(efforts))]
     ranked = ranked[["category", "share", "ceiling"]].copy()
     ranked["effort"] = ranked["category"].map(efforts).astype("float64")
@@ -533,12 +533,12 @@ def report_json(
             "category": str(row["category"]),
             "errors": int(row["errors"]),
             "reviewed": int(row["reviewed"]),
-            **{column: _number(row[column]) for column in FRACTION_COLUMNS},
+            **{column: json_number(row[column]) for column in FRACTION_COLUMNS},
             "too_few": bool(row["too_few"]),
             "archived": bool(row["archived"]),
             "targeted_errors": int(row["targeted_errors"]),
         }
-        for row in _ranking(table).to_dict("records")
+        for row in ranked_categories(table).to_dict("records")
     ]
     unexplained = table.iloc[-1]
     return {
@@ -555,7 +555,10 @@ def report_json(
         "categories": categories,
         "not_yet_explained": {
             "errors": top.not_yet_explained,
-            **{column: _number(unexplained[column]) for column in ("share", "ci_low", "ci_high")},
+            **{
+                column: json_number(unexplained[column])
+                for column in ("share", "ci_low", "ci_high")
+            },
         },
         "notes": list(NOTES),
     }
@@ -597,7 +600,7 @@ def report_text(
     if top.reviewed == 0:
         lines.append("No errors reviewed yet: no shares, intervals or ceilings to show.")
     else:
-        lines.extend(_table_lines(_ranking(table)))
+        lines.extend(_table_lines(ranked_categories(table)))
         lines.append("")
         share = top.not_yet_explained_share or 0.0
         lines.append(
@@ -960,12 +963,12 @@ def _estimate(
     )
 
 
-def _ranking(table: pd.DataFrame) -> pd.DataFrame:
+def ranked_categories(table: pd.DataFrame) -> pd.DataFrame:
     """The ceiling table without the NO_CATEGORY row (always last): the ranked categories."""
     return table.iloc[:-1]
 
 
-def _number(value) -> float | None:
+def json_number(value) -> float | None:
     """A float for JSON, None for NaN (no share)."""
     value = float(value)
     return None if math.isnan(value) else value

@@ -90,7 +90,12 @@ def reached_by(queue: QueueFilter) -> ReachedBy:
     of one confusion pair, or a targeted look (another filter, or the confidence order)."""
     if queue.order != "random":
         return ReachedBy.CONFIDENCE_ORDER
-    if queue.category_id is not None or queue.min_confidence > 0.0 or queue.max_confidence < 1.0:
+    if (
+        queue.category_id is not None
+        or queue.change is not None
+        or queue.min_confidence > 0.0
+        or queue.max_confidence < 1.0
+    ):
         return ReachedBy.FILTERED
     if queue.confusion_pair is not None:
         return ReachedBy.RANDOM_IN_PAIR

@@ -13,17 +13,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.orm import Session, aliased
 
-from labeltool.models import Example, ReviewState, Tag, confusion_pair_name
+from labeltool.config import DEFAULT_SPLIT
+from labeltool.models import Example, ReviewState, Run, Tag, confusion_pair_name
 from labeltool.report_cache import keep
+from labeltool.runs import latest_run_id
 from labeltool.sample import REVIEWED_STATES, errors_that_count
 
 #: Queue orders: a fair random sample of the errors, or by the model's confidence.
 ORDERS = ("random", "most confident first", "least confident first")
 #: `QueueFilter.category_id` value meaning "errors with no category yet".
 NO_CATEGORY = 0
+#: `QueueFilter.change` values: how an error stands against the run before the queue's run.
+#: "new": misclassified in this run, correct in the previous one; "still wrong": misclassified
+#: in both; "fixed": misclassified in the previous run and correct in this one (the queue then
+#: holds the previous run's rows of those examples, since this run has no error to show).
+CHANGES = ("new", "still wrong", "fixed")
 
 #: The method's guide to how many reviewed errors a sample needs (Machine Learning Yearning).
 SAMPLE_GUIDE = ((10, "very few"), (20, "a rough sense"), (50, "good"), (100, "very good"))
@@ -46,6 +64,8 @@ class QueueFilter:
     order: str = "random"
     #: The run whose errors are queued (labeltool.runs); None: the latest.
     run_id: int | None = None
+    #: Only errors that changed against the previous run (one of CHANGES); None: all.
+    change: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +113,11 @@ def queue_conditions(project_id: int, queue: QueueFilter) -> list[ColumnElement[
     (`labeltool.sample.errors_that_count`: the project's dev errors in its eyeball part) that
     pass the filter (its order plays no part). For queries of your own over the same examples.
     """
-    conditions: list[ColumnElement[bool]] = errors_that_count(project_id, queue.run_id)
+    conditions: list[ColumnElement[bool]] = (
+        _change_conditions(project_id, queue)
+        if queue.change is not None
+        else errors_that_count(project_id, queue.run_id)
+    )
     if queue.states:
         conditions.append(Example.review_state.in_(queue.states))
     if queue.confusion_pair is not None:
@@ -114,6 +138,19 @@ def queue_conditions(project_id: int, queue: QueueFilter) -> list[ColumnElement[
             )
         )
     return conditions
+
+
+def queue_run_id(session: Session, *, project_id: int, queue: QueueFilter) -> int | None:
+    """The run whose rows the queue holds: its run (the latest by default), or the run before
+    it for the "fixed" queue (None when there is no such run)."""
+    run_id = queue.run_id
+    if run_id is None:
+        run_id = session.scalar(select(func.max(Run.id)).where(Run.project_id == project_id))
+    if queue.change != "fixed" or run_id is None:
+        return run_id
+    return session.scalar(
+        select(func.max(Run.id)).where(Run.project_id == project_id, Run.id < run_id)
+    )
 
 
 def queue_count(session: Session, *, project_id: int, queue: QueueFilter) -> int:
@@ -231,6 +268,44 @@ def confusion_pairs(
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+def _change_conditions(project_id: int, queue: QueueFilter) -> list[ColumnElement[bool]]:
+    """The errors that count, compared with the same example in the run before the queue's
+    run (matched by example id). Before the first run there is nothing to compare with, so
+    "new" keeps every error and "still wrong" and "fixed" keep none."""
+    if queue.change not in CHANGES:
+        raise ValueError(f"unknown change '{queue.change}' (use one of: {', '.join(CHANGES)})")
+    this_run = queue.run_id if queue.run_id is not None else latest_run_id(project_id)
+    previous = (
+        select(func.max(Run.id))
+        .where(Run.project_id == project_id, Run.id < this_run)
+        .scalar_subquery()
+    )
+    other = aliased(Example)
+
+    def wrong_in(run) -> ColumnElement[bool]:
+        return exists().where(
+            other.run_id == run,
+            other.example_id == Example.example_id,
+            other.split == DEFAULT_SPLIT,
+            other.is_error == true(),
+        )
+
+    def right_in(run) -> ColumnElement[bool]:
+        return exists().where(
+            other.run_id == run,
+            other.example_id == Example.example_id,
+            other.split == DEFAULT_SPLIT,
+            other.is_error == false(),
+        )
+
+    if queue.change == "fixed":
+        return [*errors_that_count(project_id, previous), right_in(this_run)]
+    conditions = errors_that_count(project_id, queue.run_id)
+    if queue.change == "new":
+        return [*conditions, ~wrong_in(previous)]
+    return [*conditions, wrong_in(previous)]
 
 
 def _order_key(order: str):

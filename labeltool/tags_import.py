@@ -35,6 +35,7 @@ from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.export import FIXED_COLUMNS, restore_cell, split_reviewers
 from labeltool.importing import read_table
+from labeltool.labeling import tag_in_other_runs
 from labeltool.limits import (
     MAX_CATEGORY_NAME,
     MAX_EXAMPLE_ID,
@@ -43,7 +44,17 @@ from labeltool.limits import (
     check_text,
     shown,
 )
-from labeltool.models import Example, Project, ReachedBy, Review, ReviewState, Tag, utcnow
+from labeltool.models import (
+    Category,
+    Example,
+    Project,
+    ReachedBy,
+    Review,
+    ReviewState,
+    Tag,
+    utcnow,
+)
+from labeltool.runs import in_run
 
 #: The reviewer recorded when neither --reviewer nor the row's reviewer cell names one.
 DEFAULT_REVIEWER = "import"
@@ -113,8 +124,11 @@ def import_tags(
     project_id: int,
     reviewer: str | None = None,
     targeted: bool = False,
+    run_id: int | None = None,
 ) -> TagsImportSummary:
-    """Import the wide table at `path` into the project, all or nothing (see module doc).
+    """Import the wide table at `path` into run `run_id` of the project (the latest by
+    default), all or nothing (see module doc). As on the review screen, image-category tags and
+    corrected labels reach the same examples in the project's other runs.
 
     New reviews count as a random sample of the errors, unless `targeted` says the rows were
     picked (by filter, confidence or hand): then the report counts them but leaves them out of
@@ -149,7 +163,7 @@ def import_tags(
 
     # --- check every row before writing anything --------------------------------------
     ids = [str(v).strip() for v in table[by_role["example_id"]]]
-    examples = _examples_by_id(session, project_id=project_id, example_ids=ids)
+    examples = _examples_by_id(session, project_id=project_id, run_id=run_id, example_ids=ids)
     classes = set(project.class_names or ())
     rows = []
     seen: dict[str, int] = {}
@@ -323,6 +337,7 @@ class _Found:
     """What the import needs to know about an example before it writes anything."""
 
     pk: int
+    example_id: str
     split: str
     is_error: bool
     review_state: str
@@ -330,9 +345,9 @@ class _Found:
 
 
 def _examples_by_id(
-    session: Session, *, project_id: int, example_ids: list[str]
+    session: Session, *, project_id: int, run_id: int | None, example_ids: list[str]
 ) -> dict[str, _Found]:
-    """example_id -> what the import needs of it, for the ids that exist in the project."""
+    """example_id -> what the import needs of it, for the ids that exist in the run."""
     found = {}
     unique = sorted(set(example_ids))
     for start in range(0, len(unique), _CHUNK):
@@ -345,10 +360,11 @@ def _examples_by_id(
                 Example.is_error,
                 Example.review_state,
                 Example.corrected_label,
-            ).where(Example.project_id == project_id, Example.example_id.in_(chunk))
+            ).where(*in_run(project_id, run_id), Example.example_id.in_(chunk))
         ):
             found[row.example_id] = _Found(
                 pk=row.id,
+                example_id=row.example_id,
                 split=row.split,
                 is_error=bool(row.is_error),
                 review_state=row.review_state,
@@ -414,6 +430,7 @@ def _write_rows(
 
     now = utcnow()
     example_updates, new_reviews, new_tags, old_tags = [], [], [], []
+    removed: list[tuple[int, int, str]] = []  # (pk, category_id, reviewer) of old_tags
     everyone: set[str] = set()
     for row in rows:
         found: _Found = row["example"]
@@ -454,6 +471,7 @@ def _write_rows(
                     )
                 elif not ticked and key in have_tags:
                     old_tags.append(have_tags[key])
+                    removed.append(key)
 
     for start in range(0, len(example_updates), _CHUNK):
         session.execute(update(Example), example_updates[start : start + _CHUNK])
@@ -464,9 +482,48 @@ def _write_rows(
     if new_tags:
         session.execute(insert(Tag), new_tags)
     session.flush()
+    _to_other_runs(session, new_tags, removed, rows, by_role)
     summary.reviewers = sorted(everyone)
     summary.tags_added = len(new_tags)
     summary.tags_removed = len(old_tags)
+
+
+def _to_other_runs(
+    session: Session,
+    new_tags: list[dict],
+    removed: list[tuple[int, int, str]],
+    rows: list[dict],
+    by_role: dict[str, str],
+) -> None:
+    """What belongs to the example, in every run: image-category tags put on or taken off, and
+    corrected labels (labeltool.labeling does the same for the review screen's changes)."""
+    changes: dict[tuple[int, str, bool], list[int]] = {}
+    for tag in new_tags:
+        changes.setdefault((tag["category_id"], tag["reviewer"], True), []).append(
+            tag["example_pk"]
+        )
+    for pk, category_id, name in removed:
+        changes.setdefault((category_id, name, False), []).append(pk)
+    for (category_id, name, tagged), pks in changes.items():
+        category = session.get(Category, category_id)
+        tag_in_other_runs(session, category, pks, name, tagged=tagged)
+    if "corrected_label" not in by_role:
+        return
+    by_label: dict[str | None, list[str]] = {}
+    for row in rows:
+        by_label.setdefault(row["corrected"], []).append(row["example"].example_id)
+    project_id = session.get(Example, rows[0]["example"].pk).project_id if rows else None
+    for label, example_ids in by_label.items():
+        for start in range(0, len(example_ids), _CHUNK):
+            session.execute(
+                update(Example)
+                .where(
+                    Example.project_id == project_id,
+                    Example.example_id.in_(example_ids[start : start + _CHUNK]),
+                )
+                .values(corrected_label=label)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _state_after_import(before: str, *, full_review: bool) -> str:

@@ -331,11 +331,16 @@ def test_categories_file_with_only_names_works(
     [
         ("title\nblurry\n", "row 1, column 'name'", "missing"),
         ("name,shortcut\nblurry,b\n  ,\n", "row 3, column 'name'", "is empty"),
-        ("name,colour\nblurry,#112233\ndark,red\n", "row 3", "#rrggbb"),
-        ("name,shortcut\nblurry,b\ndark,s\n", "row 3", "kept by the review screen"),
-        ("name,shortcut\nblurry,b\ndark,b\n", "row 3", "already toggles"),
+        ("name,colour\nblurry,#112233\ndark,red\n", "row 3, column 'colour'", "#rrggbb"),
+        (
+            "name,shortcut\nblurry,b\ndark,s\n",
+            "row 3, column 'shortcut'",
+            "kept by the review screen",
+        ),
+        ("name,shortcut\nblurry,b\ndark,b\n", "row 3, column 'shortcut'", "already toggles"),
+        ("name,scope\nblurry,image\ndark,photo\n", "row 3, column 'scope'", "unknown scope"),
     ],
-    ids=["no name column", "empty name", "bad colour", "reserved key", "taken key"],
+    ids=["no name column", "empty name", "bad colour", "reserved key", "taken key", "bad scope"],
 )
 def test_categories_file_errors_name_the_row(
     db: Database, project_id: int, tmp_path: Path, content: str, where: str, words: str

@@ -248,7 +248,7 @@ def test_bad_categories_file_rolls_the_whole_import_back(tmp_path: Path, write_p
     )
 
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: categories.csv, row 2: ")
+    assert result.stderr.startswith("Error: categories.csv, row 2, column 'colour': ")
     assert result.stderr.count("\n") == 1
     assert _project_names(url) == []
 
