@@ -18,6 +18,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/labeltool --db $(DB) import sample_data/predictions.csv --project digits \
 		--run 1 --note "digits-cnn" --categories sample_data/categories.csv
+	$(VENV)/bin/labeltool --db $(DB) import-tags sample_data/reviews_run1.csv --project digits \
+		--run 1
 	$(VENV)/bin/labeltool --db $(DB) import sample_data/predictions_run2.csv --project digits \
 		--run 2 --note "blur augmentation, 10 epochs" --target blurry
 	$(VENV)/bin/labeltool --db $(DB) serve --port $(PORT)

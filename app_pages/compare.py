@@ -10,7 +10,7 @@ import streamlit as st
 
 from app_pages.common import ProjectInfo, database, require_project, show_flash, transaction
 from app_pages.text import plain
-from labeltool import compare
+from labeltool import compare, report
 from labeltool.errors import LabeltoolError
 from labeltool.export import to_csv
 
@@ -150,6 +150,14 @@ if st.session_state.pop("_compare_to_gallery", False):
     st.switch_page("app_pages/gallery.py")
 
 # --- what the fix bought ----------------------------------------------------------------------
+with transaction() as session:
+    later = report.headline(
+        session,
+        project_id=project.id,
+        run_id=next(r.id for r in project.runs if r.name == after),
+    )
+if later.carried_warning:
+    st.warning(f"Run {plain(after)}: {later.carried_warning}.")
 if result.target is not None:
     st.info(f"🎯 {plain(result.target.sentence)}.")
 elif project.run is not None:

@@ -139,6 +139,8 @@ if top.reviewed:
         "the confidence order or by hand are a targeted look: useful for finding categories, "
         "not for measuring them."
     )
+if top.carried_warning:
+    st.warning(f"{top.carried_warning}.")
 if accounting is not None:
     st.info(f"**Incorrectly labeled:** {plain(accounting.sentence)}. {plain(accounting.hint)}")
 

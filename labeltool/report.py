@@ -35,13 +35,22 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import and_, case, exists, func, or_, select, true
+from sqlalchemy import and_, case, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.estimate import ShareEstimate, Stratum, direct, post_stratified
 from labeltool.estimate import wilson_interval as wilson_interval  # the report's interval, too
-from labeltool.models import Category, Example, Project, ReachedBy, Review, Scope, Tag
+from labeltool.models import (
+    REVIEWED_STATES,
+    Category,
+    Example,
+    Project,
+    ReachedBy,
+    Review,
+    Scope,
+    Tag,
+)
 from labeltool.report_cache import keep
 from labeltool.review_queue import TOO_FEW_TO_RANK, sample_guidance
 from labeltool.runs import in_run
@@ -129,6 +138,12 @@ class Headline:
     #: Whether the shares weight confusion pairs by their sizes (some reviews came from one
     #: pair's random queue) rather than read the random reviews directly.
     stratified: bool = False
+    #: Reviewed errors whose reviews were all carried over from the previous run.
+    carried: int = 0
+    #: Errors left unreviewed among the carried-over sample: errors of this run (new in it)
+    #: that come before the last carried review in the random order. Until they are reviewed
+    #: the random reviews lean towards the errors the previous run shared.
+    carried_gap: int = 0
 
     @property
     def estimate_basis(self) -> str:
@@ -144,7 +159,23 @@ class Headline:
         if self.targeted:
             targeted = "review" if self.targeted == 1 else "reviews"
             text += f"; {self.targeted} targeted {targeted} not counted"
+        if self.carried:
+            text += f"; {self.carried} carried over from the previous run"
         return text
+
+    @property
+    def carried_warning(self) -> str | None:
+        """What a gap in the carried-over sample means, or None when there is none."""
+        if not self.carried_gap:
+            return None
+        errors = "error" if self.carried_gap == 1 else "errors"
+        sits = "sits" if self.carried_gap == 1 else "sit"
+        return (
+            f"{self.carried_gap} {errors} of this run {sits} unreviewed among the "
+            f"{self.carried} reviews carried over from the previous run (in the random order): "
+            "until they are reviewed the shares lean towards the errors both runs share. "
+            "They come first in the random review queue"
+        )
 
     @property
     def not_yet_explained_share(self) -> float | None:
@@ -221,6 +252,7 @@ def headline(
         targeted=design.targeted,
         coverage=design.coverage,
         stratified=design.stratified,
+        **_carried(session, project_id=project_id, confusion_pair=confusion_pair, run_id=run_id),
     )
 
 
@@ -551,6 +583,8 @@ def report_json(
         "targeted": top.targeted,
         "coverage": top.coverage,
         "stratified": top.stratified,
+        "carried": top.carried,
+        "carried_gap": top.carried_gap,
         "estimate_basis": top.estimate_basis,
         "categories": categories,
         "not_yet_explained": {
@@ -596,6 +630,8 @@ def report_text(
     lines.append(top.sample_guidance)
     if top.reviewed:
         lines.append(f"The shares are estimated {top.estimate_basis}.")
+    if top.carried_warning:
+        lines.append(f"{top.carried_warning}.")
     lines.append("")
     if top.reviewed == 0:
         lines.append("No errors reviewed yet: no shares, intervals or ceilings to show.")
@@ -660,6 +696,29 @@ def _dev_counts(
         ).where(*in_run(project_id, run_id), Example.split == DEFAULT_SPLIT)
     ).one()
     return int(total), int(errors), int(counted)
+
+
+def _carried(
+    session: Session, *, project_id: int, confusion_pair: ConfusionPair, run_id: int | None
+) -> dict[str, int]:
+    """{"carried": reviewed errors whose reviews were all carried over, "carried_gap": errors
+    not reviewed that come before the last of them in the random order} (see Headline)."""
+    errors = [*errors_that_count(project_id, run_id), *confusion_pair_conditions(confusion_pair)]
+    own = exists().where(Review.example_pk == Example.id, Review.carried == false())
+    carried_one = exists().where(Review.example_pk == Example.id, Review.carried == true())
+    carried, last_key = session.execute(
+        select(func.count(), func.max(Example.shuffle_key)).where(
+            *errors, Example.review_state.in_(REVIEWED_STATES), carried_one, ~own
+        )
+    ).one()
+    if not carried:
+        return {"carried": 0, "carried_gap": 0}
+    gap = session.scalar(
+        select(func.count()).where(
+            *errors, ~Example.review_state.in_(REVIEWED_STATES), Example.shuffle_key < last_key
+        )
+    )
+    return {"carried": int(carried), "carried_gap": int(gap or 0)}
 
 
 def _reviewed_count(

@@ -223,6 +223,7 @@ def main(out_dir: Path = OUT_DIR) -> None:
         split="dev",
     )
     counts_run2 = count_errors(out_dir / "predictions_run2.csv", out_dir / "ground_truth.csv")
+    write_reviews(out_dir, pair=pair)
     (out_dir / "README.md").write_text(
         _readme(summary.rows, len(train_idx), train_accuracy, faults, counts, pair)
         + _readme_run2(summary.rows, faults, counts, counts_run2, train_accuracy_run2)
@@ -251,6 +252,46 @@ def count_errors(predictions: Path, ground_truth: Path) -> Counter:
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+#: How many of run 1's errors the sample's lead has reviewed (a "good" sample, per the method).
+REVIEWED_ERRORS = 60
+#: Who reviewed them.
+SAMPLE_REVIEWER = "sample-lead"
+
+
+def write_reviews(out_dir: Path = OUT_DIR, *, pair: str = "8-as-1") -> None:
+    """reviews_run1.csv: the first REVIEWED_ERRORS of run 1's errors in the review queue's
+    random order (labeltool.importing.shuffle_key), tagged from the ground truth as a careful
+    reviewer would: blurry, incorrectly labeled (with the right label) and the `pair`
+    category. A wide table for `labeltool import-tags`, so `make run` opens on a project whose
+    first run is reviewed and whose second run shows what the fix bought."""
+    from labeltool.importing import shuffle_key
+
+    truth = {row["example_id"]: row for row in _read_csv(out_dir / "ground_truth.csv")}
+    errors = [r for r in _read_csv(out_dir / "predictions.csv") if r["label"] != r["prediction"]]
+    errors.sort(key=lambda r: shuffle_key(r["example_id"]))
+    pair_label, pair_prediction = pair.split("-as-")
+    rows = []
+    for row in errors[:REVIEWED_ERRORS]:
+        fault = truth[row["example_id"]]
+        flipped = fault["label_flipped"] == "true"
+        is_pair = (row["label"], row["prediction"]) == (pair_label, pair_prediction)
+        rows.append(
+            [
+                row["example_id"],
+                "1" if fault["blurred"] == "true" else "0",
+                "1" if flipped else "0",
+                "1" if is_pair and not flipped else "0",
+                fault["true_label"] if flipped else "",
+                SAMPLE_REVIEWER,
+            ]
+        )
+    _write_csv(
+        out_dir / "reviews_run1.csv",
+        ["example_id", "blurry", "incorrectly labeled", pair, "corrected_label", "reviewer"],
+        rows,
+    )
 
 
 def _errors_by_fault(predictions: Path, ground_truth: Path) -> tuple[Counter, Counter]:
@@ -371,6 +412,13 @@ Blurred errors: {run1["blurred"]} in run 1, {run2["blurred"]} in run 2, of the \
 The flipped labels stay errors ({run1["flipped"]} and {run2["flipped"]} of \
 {int(faults.label_flipped.sum())}): a model predicts the digit it
 sees, not the wrong label, so only correcting the labels fixes them.
+
+## A reviewed sample of run 1
+`reviews_run1.csv` is run 1's first {REVIEWED_ERRORS} errors in the review queue's random order,
+tagged from `ground_truth.csv` as a careful reviewer ({SAMPLE_REVIEWER}) would: a wide table for
+`labeltool import-tags ... --run 1`. `make run` imports it before run 2, so the app opens on a
+project whose first run is reviewed, whose second run starts with the image tags of the
+errors it still makes, and whose Compare runs page shows what the deblur augmentation bought.
 """
 
 

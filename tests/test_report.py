@@ -448,6 +448,8 @@ def test_report_json_has_the_documented_keys(db: Database, write_predictions) ->
         "targeted",
         "coverage",
         "stratified",
+        "carried",
+        "carried_gap",
         "estimate_basis",
         "categories",
         "not_yet_explained",

@@ -234,6 +234,36 @@ def test_blur_augmentation_blurs_the_chosen_share_and_nothing_else(build_sample)
         assert np.array_equal(augmented[position], build_sample.blur(images[position]))
 
 
+def test_the_reviewed_sample_is_run1s_first_errors_in_queue_order_tagged_from_the_truth(
+    build_sample, sample_dir, tmp_path, errors
+):
+    """reviews_run1.csv is what write_reviews makes from the shipped files (so `make sample`
+    keeps it), and each row is one of run 1's errors, in the queue's random order, with
+    blurry and incorrectly labeled ticked exactly as the ground truth says."""
+    for name in ("predictions.csv", "ground_truth.csv"):
+        (tmp_path / name).write_bytes((sample_dir / name).read_bytes())
+    build_sample.write_reviews(tmp_path)
+    shipped = (sample_dir / "reviews_run1.csv").read_bytes()
+    assert (tmp_path / "reviews_run1.csv").read_bytes() == shipped
+
+    rows = _rows(sample_dir / "reviews_run1.csv")
+    by_id = {row["example_id"]: (row, fault) for row, fault in errors}
+    assert len(rows) == build_sample.REVIEWED_ERRORS == 60
+    assert all(row["example_id"] in by_id for row in rows)  # only run 1's errors
+    for row in rows:
+        _, fault = by_id[row["example_id"]]
+        assert row["blurry"] == ("1" if fault["blurred"] == "true" else "0")
+        flipped = fault["label_flipped"] == "true"
+        assert row["incorrectly labeled"] == ("1" if flipped else "0")
+        assert row["corrected_label"] == (fault["true_label"] if flipped else "")
+        assert row["reviewer"] == "sample-lead"
+    # The first 60 errors in the review queue's random order: a fair sample of run 1's errors.
+    from labeltool.importing import shuffle_key
+
+    order = sorted(by_id, key=shuffle_key)
+    assert [row["example_id"] for row in rows] == order[:60]
+
+
 # --- private helpers -------------------------------------------------------------------
 
 
