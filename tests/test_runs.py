@@ -280,3 +280,36 @@ def test_an_image_tag_on_an_error_not_yet_reviewed_carries_over_too(
             select(Example.review_state).where(Example.id == _pk(session, "2", "e3"))
         )
     assert state == ReviewState.UNREVIEWED.value
+
+
+def test_the_headline_counts_carried_reviews_and_the_new_errors_among_them(
+    db: Database, write_predictions, reviewed_run1
+):
+    """Run 2's reviewed errors e1 and e3 are both carried over from run 1, and c1, new in run
+    2, comes between them in the random order (shuffle keys: e1 2.19e18 < c1 4.23e18 < e3
+    4.58e18), unreviewed: a gap of 1 that leans the shares on the errors both runs share.
+    Reviewing c1 in run 2 closes it; run 1 has nothing carried."""
+    from labeltool.importing import shuffle_key
+
+    assert sorted(["e1", "e3", "c1"], key=shuffle_key) == ["e1", "c1", "e3"]  # the hand order
+    _import(db, write_predictions, RUN2, "run2", run="2")
+    project_id = reviewed_run1["project"]
+    with db.begin() as session:
+        two = report.headline(session, project_id=project_id)
+        one = report.headline(
+            session,
+            project_id=project_id,
+            run_id=get_run(session, project_id=project_id, name="1").id,
+        )
+    assert (two.carried, two.carried_gap) == (2, 1)
+    assert two.carried_warning.startswith("1 error of this run sits unreviewed among the 2 reviews")
+    assert "2 carried over from the previous run" in two.estimate_basis
+    assert (one.carried, one.carried_gap, one.carried_warning) == (0, 0, None)
+
+    with db.begin() as session:
+        labeling.mark_reviewed(session, example_pks=[_pk(session, "2", "c1")], reviewer="bob")
+    with db.begin() as session:
+        closed = report.headline(session, project_id=project_id)
+        text = report.report_text(closed, report.ceiling_table(session, project_id=project_id))
+    assert (closed.carried, closed.carried_gap, closed.carried_warning) == (2, 0, None)
+    assert "sits unreviewed" not in text
