@@ -228,10 +228,14 @@ base = alt.Chart(trend).encode(
     x=alt.X("run:N", sort=order, title="run", axis=alt.Axis(labelAngle=0)),
     color=alt.Color("measure:N", sort=measures, title=None),
 )
+y = alt.Y("value:Q", title="share of the dev set", axis=alt.Axis(format="%"))
 st.altair_chart(
     alt.layer(
+        base.mark_rule(strokeWidth=2, opacity=0.5).encode(
+            y=alt.Y("low:Q", title=None), y2="high:Q"
+        ),
         base.mark_line(point=True).encode(
-            y=alt.Y("value:Q", title="points of dev error", axis=alt.Axis(format="%")),
+            y=y,
             tooltip=[
                 "run",
                 "measure",
@@ -240,7 +244,6 @@ st.altair_chart(
                 alt.Tooltip("high:Q", format=".2%", title="95% high"),
             ],
         ),
-        base.mark_errorbar(ticks=True).encode(y="low:Q", y2="high:Q"),
     ).properties(
         title=f"Dev error and the ceilings of the top {TOP_CATEGORIES} categories, per run "
         "(bars: 95% intervals)"
