@@ -3,6 +3,7 @@ kept, each category's share and ceiling in both, what the new run recovered of t
 set out to fix, and a chart of the dev error and the top categories across all runs."""
 
 import dataclasses
+import shlex
 
 import altair as alt
 import pandas as pd
@@ -34,8 +35,13 @@ st.caption(
 if len(project.runs) < 2:
     st.info(
         "This project has one run. Import another model's predictions as a second run to "
-        "compare them: `labeltool import PREDICTIONS --project "
-        f'{plain(project.name)} --run NAME --note "what changed"`.'
+        "compare them:"
+    )
+    # Code, shown as written (a project name is not Markdown here), quoted for the shell.
+    st.code(
+        f"labeltool import PREDICTIONS --project {shlex.quote(project.name)} --run NAME "
+        '--note "what changed"',
+        language="bash",
     )
     st.stop()
 
