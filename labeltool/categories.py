@@ -160,9 +160,9 @@ def update_category(
 ) -> Category:
     """Change any of a category's settings; None leaves a setting as it is.
 
-    A category's scope can change while its tags sit in one run only; once the project has
-    several runs and the category has tags, changing it would leave some runs' tags carried
-    and others not, so it is refused.
+    A category's scope can change while the project has one run or the category has no tags;
+    once both hold, changing it would leave the tags made so far carried (or kept to their
+    run) by the old rule and later ones by the new, so it is refused.
     """
     category = session.get(Category, category_id)
     if category is None:

@@ -240,30 +240,25 @@ def run_trend(session: Session, *, project_id: int, top: int = 3) -> pd.DataFram
     categories are the `top` with the highest ceiling in any run; a run whose reviews could not
     use a category has no row for it.
     """
-    rows = []
+    dev_rows, category_rows = [], []
     ceilings: dict[str, float] = {}
     for position, info in enumerate(list_runs(session, project_id=project_id)):
         low, high = wilson_interval(info.misclassified, info.dev_examples)
-        rows.append((info.name, position, DEV_ERROR, info.dev_error, low, high))
+        dev_rows.append((info.name, position, DEV_ERROR, info.dev_error, low, high))
         ranked = report.ranked_categories(
             report.ceiling_table(session, project_id=project_id, run_id=info.id)
         )
         for row in ranked.itertuples(index=False):
             if not math.isnan(row.ceiling):
-                rows.append(
-                    (
-                        info.name,
-                        position,
-                        row.category,
-                        row.ceiling,
-                        row.ceiling_low,
-                        row.ceiling_high,
-                    )
-                )
+                category_rows.append(
+                    (info.name, position, row.category, row.ceiling, row.ceiling_low,
+                     row.ceiling_high)
+                )  # fmt: skip
                 ceilings[row.category] = max(ceilings.get(row.category, 0.0), row.ceiling)
-    chosen = sorted(ceilings, key=lambda name: (-ceilings[name], name.casefold()))[:top]
+    chosen = set(sorted(ceilings, key=lambda name: (-ceilings[name], name.casefold()))[:top])
+    rows = dev_rows + [row for row in category_rows if row[2] in chosen]
     frame = pd.DataFrame(rows, columns=list(TREND_COLUMNS))
-    frame = frame[frame["measure"].isin([DEV_ERROR, *chosen])]
+    frame = frame.sort_values(["position"], kind="stable")
     return frame.astype({"value": float, "low": float, "high": float}).reset_index(drop=True)
 
 
