@@ -31,6 +31,9 @@ FLASH_KEY = "_flash"
 SELECT_PROJECT_KEY = "_select_project"
 
 STATE_CHOICES = [s.value for s in ReviewState]
+#: The "Against the previous run" choice that filters nothing (a selectbox shows None as no
+#: choice at all, so "all errors" needs a value of its own).
+ALL_ERRORS = "all"
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,7 @@ def queue_filter_widgets(project: ProjectInfo, *, pairs, categories) -> QueueFil
         "q_category": "any",
         "q_confidence": (0.0, 1.0),
         "q_order": ORDERS[0],
-        "q_change": None,
+        "q_change": ALL_ERRORS,
     }
     for key, value in defaults.items():
         # Keep values across pages (Streamlit forgets widgets a page did not draw) and
@@ -314,7 +317,7 @@ def queue_filter_widgets(project: ProjectInfo, *, pairs, categories) -> QueueFil
         if project.previous_run is not None:
             before = project.previous_run.name
             change_labels = {
-                None: "all errors",
+                ALL_ERRORS: "all errors",
                 "new": f"new: right in run {before}",
                 "still wrong": f"still wrong: wrong in run {before} too",
                 "fixed": f"fixed: run {before}'s errors this run gets right",
@@ -346,7 +349,11 @@ def queue_filter_widgets(project: ProjectInfo, *, pairs, categories) -> QueueFil
         max_confidence=high,
         order=order,
         run_id=project.run_id,
-        change=st.session_state["q_change"] if project.previous_run is not None else None,
+        change=(
+            None
+            if project.previous_run is None or st.session_state["q_change"] == ALL_ERRORS
+            else st.session_state["q_change"]
+        ),
     )
 
 

@@ -271,6 +271,13 @@ def predict_command(
         raise click.UsageError("--import needs --project NAME")
     if project and not import_after:
         raise click.UsageError("--project is only used with --import")
+    try:
+        import torch  # noqa: F401  (only to say clearly when it is missing)
+    except ImportError:
+        raise LabeltoolError(
+            "labeltool predict needs torch, which this install lacks (a reviewer's install "
+            "serves, reviews, reports and exports without it): pip install 'labeltool[predict]'"
+        ) from None
     from labeltool.datasets import open_dataset
     from labeltool.predict import load_model, write_predictions
 
