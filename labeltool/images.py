@@ -58,13 +58,24 @@ def image_path(images_root: str | Path, image: str) -> Path:
 
 def load_image(images_root: str | Path, image: str) -> Image.Image:
     """Open and decode an example's image, or raise ImageUnavailable saying why."""
-    path = image_path(images_root, image)
+    with read_image(image_path(images_root, image)) as opened:
+        opened.load()
+        return opened.copy()
+
+
+@contextmanager
+def read_image(path: Path) -> Iterator[Image.Image]:
+    """Open the image file at `path` (an `image_path`) lazily, for the block to decode.
+
+    The block may prepare the decoding first (`draft` a JPEG to a smaller scale). A missing
+    file, a refusal by `open_image` and a failure to decode inside the block are all
+    ImageUnavailable naming the file.
+    """
     if unusable_name(path) is None and not os.path.isfile(path):
         raise ImageUnavailable(f"image file not found: {path}")
     try:
         with open_image(path) as opened:
-            opened.load()
-            return opened.copy()
+            yield opened
     except ImageUnavailable as exc:
         raise ImageUnavailable(f"image file cannot be read: {path} ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a broken or truncated file
