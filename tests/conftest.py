@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,11 @@ from sqlalchemy import create_engine, text
 from labeltool.config import SAMPLE_DIR
 from labeltool.db import Database
 from labeltool.models import Base
+from labeltool.renditions import CACHE_ENV_VAR
+
+# The tests' renditions (and those of the servers they start) go to a folder of their own, not
+# the user's cache directory.
+os.environ.setdefault(CACHE_ENV_VAR, tempfile.mkdtemp(prefix="labeltool-test-renditions-"))
 
 PG_ENV = "LABELTOOL_TEST_DATABASE_URL"
 

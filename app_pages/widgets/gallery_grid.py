@@ -12,7 +12,6 @@ first, and a list sent twice applies nothing twice.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from app_pages.common import ProjectInfo
 from labeltool.images import ImageUnavailable
 from labeltool.labeling import ExampleView
 from labeltool.models import Category
-from labeltool.thumbnails import thumbnail
+from labeltool.renditions import cached_rendition
 
 _HERE = Path(__file__).parent
 #: The component's state key that carries the browser's unacknowledged actions.
@@ -109,14 +108,15 @@ def gallery_grid(
     )
 
 
-@st.cache_data(max_entries=8192, show_spinner=False)
 def thumbnail_uri(images_root: str, image: str) -> tuple[str | None, str | None]:
-    """(data: URI of the example's thumbnail, None) or (None, why it cannot be shown)."""
+    """(data: URI of the example's thumbnail, None) or (None, why it cannot be shown).
+
+    Made once per image (upright, shrunk at decode) and kept by labeltool.renditions in memory
+    and on disk, each bounded by bytes; an edited image is made afresh."""
     try:
-        small = thumbnail(images_root, image)
+        return cached_rendition(images_root, image, "thumb").data_uri(), None
     except ImageUnavailable as exc:
         return None, str(exc)
-    return f"data:{small.media_type};base64,{base64.b64encode(small.data).decode('ascii')}", None
 
 
 # --- private helpers -------------------------------------------------------------------

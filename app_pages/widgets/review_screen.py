@@ -20,8 +20,10 @@ import streamlit as st
 
 from app_pages.common import ProjectInfo, image_png
 from labeltool.categories import RESERVED_KEYS
+from labeltool.images import ImageUnavailable
 from labeltool.labeling import ExampleView
 from labeltool.models import Category
+from labeltool.renditions import cached_rendition
 from labeltool.review_actions import Standing
 
 _HERE = Path(__file__).parent
@@ -150,9 +152,17 @@ def review_screen(
     )
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
 def image_data_uri(images_root: str, image: str, min_side: int) -> tuple[str | None, str | None]:
-    """(data: URI of the display PNG, None) or (None, why the image cannot be shown)."""
+    """(data: URI of the example's image for the screen, None) or (None, why it cannot be
+    shown). A photo comes upright and fitted to the screen from labeltool.renditions' byte-
+    bounded caches; an image smaller than `min_side` (such as an 8x8 digit) is enlarged
+    without smoothing, every pixel a crisp square."""
+    try:
+        shown = cached_rendition(images_root, image, "review")
+    except ImageUnavailable as exc:
+        return None, str(exc)
+    if max(shown.width, shown.height) >= min_side:
+        return shown.data_uri(), None
     png = image_png(images_root, image, min_side)
     if isinstance(png, str):
         return None, png
