@@ -284,28 +284,21 @@ def _change_conditions(project_id: int, queue: QueueFilter) -> list[ColumnElemen
     )
     other = aliased(Example)
 
-    def wrong_in(run) -> ColumnElement[bool]:
+    def misclassified_in(run, *, wrong: bool) -> ColumnElement[bool]:
+        """The same dev example is (`wrong`) or is not misclassified in run `run`."""
         return exists().where(
             other.run_id == run,
             other.example_id == Example.example_id,
             other.split == DEFAULT_SPLIT,
-            other.is_error == true(),
-        )
-
-    def right_in(run) -> ColumnElement[bool]:
-        return exists().where(
-            other.run_id == run,
-            other.example_id == Example.example_id,
-            other.split == DEFAULT_SPLIT,
-            other.is_error == false(),
+            other.is_error == (true() if wrong else false()),
         )
 
     if queue.change == "fixed":
-        return [*errors_that_count(project_id, previous), right_in(this_run)]
+        return [*errors_that_count(project_id, previous), misclassified_in(this_run, wrong=False)]
     conditions = errors_that_count(project_id, queue.run_id)
     if queue.change == "new":
-        return [*conditions, ~wrong_in(previous)]
-    return [*conditions, wrong_in(previous)]
+        return [*conditions, ~misclassified_in(previous, wrong=True)]
+    return [*conditions, misclassified_in(previous, wrong=True)]
 
 
 def _order_key(order: str):
