@@ -29,21 +29,12 @@ from labeltool.categories import (
 from labeltool.cli import cli
 from labeltool.db import Database
 from labeltool.errors import InvalidInput
-from labeltool.importing import import_predictions
 from labeltool.models import Category, Example, Project, ReachedBy, Run, Tag
 from labeltool.review_actions import reached_by
 from labeltool.review_queue import QueueFilter
 from labeltool.tags_import import import_tags
+from tests.run_scenario import RUN1, RUN2, import_run
 
-RUN1 = {
-    "e1": ("cat", "dog"),
-    "e2": ("cat", "dog"),
-    "e3": ("dog", "cat"),
-    "c1": ("cat", "cat"),
-    "c2": ("dog", "dog"),
-    "c3": ("fox", "fox"),
-}
-RUN2 = RUN1 | {"e1": ("cat", "fox"), "e2": ("cat", "cat"), "c1": ("cat", "dog")}
 RUN3 = RUN2 | {"e2": ("cat", "dog"), "c1": ("cat", "cat"), "c2": ("dog", "cat")}
 #: The wide table's category columns, in this order.
 CATEGORIES = ("blurry", "cropped", "distracted", "look-alike")
@@ -62,25 +53,6 @@ RUN1_TAGS = {
 RUN2_TAGS = {("e1", "blurry"), ("e3", "blurry"), ("e1", "cropped")}
 #: z for a two-sided 95% interval.
 Z = 1.959963984540054
-
-
-def _rows(predictions: dict[str, tuple[str, str]]) -> list[dict]:
-    return [
-        {
-            "example_id": i,
-            "image": f"images/{i}.png",
-            "label": label,
-            "prediction": prediction,
-            "confidence": "0.9",
-        }
-        for i, (label, prediction) in predictions.items()
-    ]
-
-
-def _import(db, write_predictions, predictions, name, project="p", **options):
-    path = write_predictions(_rows(predictions), name=f"{name}-{len(predictions)}.csv")
-    with db.begin() as session:
-        return import_predictions(session, path, project=project, **options)
 
 
 def _project_id(session) -> int:
@@ -165,7 +137,7 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
 def reviewed_run1(db: Database, write_predictions) -> dict[str, int]:
     """Run 1 of project p, reviewed by ann as the module doc says; the project's and the
     categories' ids (by name)."""
-    _import(db, write_predictions, RUN1, "run1")
+    import_run(db, write_predictions, RUN1, "run1")
     with db.begin() as session:
         project_id = _project_id(session)
         ids = {
@@ -183,7 +155,7 @@ def reviewed_run1(db: Database, write_predictions) -> dict[str, int]:
 @pytest.fixture
 def two_runs(db: Database, write_predictions, reviewed_run1) -> dict[str, int]:
     """reviewed_run1, then run 2 imported: e1 and e3 carried over with their image tags."""
-    assert _import(db, write_predictions, RUN2, "run2", run="2").carried == 2
+    assert import_run(db, write_predictions, RUN2, "run2", run="2").carried == 2
     with db.begin() as session:
         assert (_tags(session, "1"), _tags(session, "2")) == (RUN1_TAGS, RUN2_TAGS)
     return reviewed_run1
@@ -250,7 +222,7 @@ def test_with_three_runs_each_compares_with_the_run_just_before(db: Database, wr
     still wrong, run 2's c1 fixed. Against run 1 (e1, e2, e3) it would be: c2 new; e1, e2, e3
     still wrong; nothing fixed. Nothing is reviewed, so the default state keeps every row."""
     for name, predictions in (("1", RUN1), ("2", RUN2), ("3", RUN3)):
-        _import(db, write_predictions, predictions, f"run{name}", run=name)
+        import_run(db, write_predictions, predictions, f"run{name}", run=name)
     with db.begin() as session:
         project_id = _project_id(session)
         assert _queued(session, project_id, change="new") == _pks(
@@ -306,7 +278,7 @@ def test_a_changed_queue_is_a_targeted_look(queue: QueueFilter, reached: Reached
 def test_the_categories_file_sets_the_scope(db: Database, write_predictions, tmp_path: Path):
     """Blank: by the name (a pair over the classes cat, dog, fox is an error category,
     anything else an image one); image or error in any case, overriding the name."""
-    _import(db, write_predictions, RUN1, "run1")
+    import_run(db, write_predictions, RUN1, "run1")
     path = tmp_path / "categories.csv"
     path.write_text(
         "name,scope\nblurry,\ncat-as-dog,\ndark,Image\nfox-as-cat,image\nlook-alike,ERROR\n",
@@ -329,7 +301,7 @@ def test_a_bad_scope_names_its_row_and_column_and_creates_nothing(
     db: Database, write_predictions, tmp_path: Path
 ):
     """Row 3 (header = row 1) says "photo": refused before blurry (row 2) is created."""
-    _import(db, write_predictions, RUN1, "run1")
+    import_run(db, write_predictions, RUN1, "run1")
     path = tmp_path / "categories.csv"
     path.write_text("name,scope\nblurry,image\ndark,photo\n", encoding="utf-8")
     with db.begin() as session:
@@ -344,15 +316,15 @@ def test_a_bad_scope_names_its_row_and_column_and_creates_nothing(
 def test_a_scope_changes_with_one_run_or_without_tags(db: Database, write_predictions):
     """p has one run (and q one more: runs count per project), so tagged blurry changes; once
     p has run 2, untagged fresh still changes."""
-    _import(db, write_predictions, RUN1, "run1")
-    _import(db, write_predictions, RUN1, "q", project="q")
+    import_run(db, write_predictions, RUN1, "run1")
+    import_run(db, write_predictions, RUN1, "q", project="q")
     with db.begin() as session:
         blurry = create_category(session, project_id=_project_id(session), name="blurry")
         labeling.set_tag(
             session, example_pks=[_pk(session, "1", "e1")], category_id=blurry.id, reviewer="ann"
         )
         update_category(session, category_id=blurry.id, scope="error")
-    _import(db, write_predictions, RUN2, "run2", run="2")
+    import_run(db, write_predictions, RUN2, "run2", run="2")
     with db.begin() as session:
         fresh = create_category(session, project_id=_project_id(session), name="fresh")
         assert fresh.scope == "image"
@@ -496,8 +468,8 @@ def test_a_confusion_pairs_category_tags_the_errors_of_the_run_asked_for(
     """cat-as-dog is e1 and e2 in run 1, c1 in run 2 (e1 became cat-as-fox). Run 1's pair
     tags 2 there and none in run 2; the latest's then tags run 2's c1 only (an error
     category: run 1's c1, correct there, stays untagged)."""
-    _import(db, write_predictions, RUN1, "run1")
-    _import(db, write_predictions, RUN2, "run2", run="2")
+    import_run(db, write_predictions, RUN1, "run1")
+    import_run(db, write_predictions, RUN2, "run2", run="2")
     pair = {"label": "cat", "prediction": "dog", "reviewer": "ann"}
     with db.begin() as session:
         project_id = _project_id(session)

@@ -20,39 +20,10 @@ from labeltool.categories import create_category
 from labeltool.cli import cli
 from labeltool.db import Database
 from labeltool.errors import InvalidInput
-from labeltool.importing import import_predictions
 from labeltool.models import Category, Example, ReviewState, Run, Tag
 from labeltool.runs import get_run, list_runs
 from tests.conftest import table_contents
-
-RUN1 = {
-    "e1": ("cat", "dog"),
-    "e2": ("cat", "dog"),
-    "e3": ("dog", "cat"),
-    "c1": ("cat", "cat"),
-    "c2": ("dog", "dog"),
-    "c3": ("fox", "fox"),
-}
-RUN2 = RUN1 | {"e1": ("cat", "fox"), "e2": ("cat", "cat"), "c1": ("cat", "dog")}
-
-
-def _rows(predictions: dict[str, tuple[str, str]]) -> list[dict]:
-    return [
-        {
-            "example_id": i,
-            "image": f"images/{i}.png",
-            "label": label,
-            "prediction": prediction,
-            "confidence": "0.9",
-        }
-        for i, (label, prediction) in predictions.items()
-    ]
-
-
-def _import(db, write_predictions, predictions, name, **options):
-    path = write_predictions(_rows(predictions), name=f"{name}-{len(predictions)}.csv")
-    with db.begin() as session:
-        return import_predictions(session, path, project="p", **options)
+from tests.run_scenario import RUN1, RUN2, import_run
 
 
 def _pk(session, run_name: str, example_id: str) -> int:
@@ -77,7 +48,7 @@ def _tags(session, run_name: str) -> set[tuple[str, str]]:
 
 @pytest.fixture
 def reviewed_run1(db: Database, write_predictions) -> dict[str, int]:
-    first = _import(db, write_predictions, RUN1, "run1")
+    first = import_run(db, write_predictions, RUN1, "run1")
     assert (first.run, first.new_run) == ("1", True)
     with db.begin() as session:
         project_id = session.scalar(select(Run.project_id))
@@ -99,7 +70,7 @@ def reviewed_run1(db: Database, write_predictions) -> dict[str, int]:
 def test_a_new_run_carries_image_tags_of_errors_still_wrong_and_not_error_tags(
     db: Database, write_predictions, reviewed_run1
 ):
-    summary = _import(db, write_predictions, RUN2, "run2", run="2", note="deblur")
+    summary = import_run(db, write_predictions, RUN2, "run2", run="2", note="deblur")
     assert (summary.run, summary.new_run, summary.carried) == ("2", True, 2)
     assert summary.misclassified == 3 and summary.dev_examples == 6
     assert "2 reviewed errors still wrong carried over with their image tags" in str(summary)
@@ -128,7 +99,7 @@ def test_a_new_run_carries_image_tags_of_errors_still_wrong_and_not_error_tags(
 def test_each_run_reports_its_own_numbers_and_carried_reviews_count_for_image_categories_only(
     db: Database, write_predictions, reviewed_run1
 ):
-    _import(db, write_predictions, RUN2, "run2", run="2")
+    import_run(db, write_predictions, RUN2, "run2", run="2")
     project_id = reviewed_run1["project"]
     with db.begin() as session:
         one, two = (get_run(session, project_id=project_id, name=n).id for n in ("1", "2"))
@@ -154,7 +125,7 @@ def test_each_run_reports_its_own_numbers_and_carried_reviews_count_for_image_ca
 def test_image_tags_and_corrected_labels_belong_to_the_example_in_every_run(
     db: Database, write_predictions, reviewed_run1
 ):
-    _import(db, write_predictions, RUN2, "run2", run="2")
+    import_run(db, write_predictions, RUN2, "run2", run="2")
     with db.begin() as session:
         labeling.toggle_tag(
             session,
@@ -192,7 +163,7 @@ def test_reimporting_a_run_with_changed_predictions_marks_those_errors_for_re_re
     db: Database, write_predictions, reviewed_run1
 ):
     changed = RUN1 | {"e3": ("dog", "fox")}
-    summary = _import(db, write_predictions, changed, "again")
+    summary = import_run(db, write_predictions, changed, "again")
     assert (summary.run, summary.new_run, summary.updated, summary.needs_rereview) == (
         "1",
         False,
@@ -226,7 +197,7 @@ def test_a_file_with_missing_or_extra_dev_examples_is_refused_and_changes_nothin
 ):
     before = table_contents(db)
     with pytest.raises(InvalidInput) as refused:
-        _import(db, write_predictions, predictions, "bad", run=run)
+        import_run(db, write_predictions, predictions, "bad", run=run)
     assert message in str(refused.value)
     assert "--allow-different-examples" in str(refused.value)
     assert table_contents(db) == before
@@ -236,17 +207,19 @@ def test_allow_different_examples_imports_and_an_updated_run_drops_what_the_file
     db: Database, write_predictions, reviewed_run1
 ):
     fewer = {k: v for k, v in RUN1.items() if k != "c3"}
-    summary = _import(db, write_predictions, fewer, "fewer", allow_different_examples=True)
+    summary = import_run(db, write_predictions, fewer, "fewer", allow_different_examples=True)
     assert (summary.removed, summary.dev_examples) == (1, 5)
     more = RUN2 | {"x9": ("cat", "dog")}
-    summary = _import(db, write_predictions, more, "more", run="3", allow_different_examples=True)
+    summary = import_run(
+        db, write_predictions, more, "more", run="3", allow_different_examples=True
+    )
     assert (summary.new_run, summary.extra, summary.missing) == (True, 2, 0)
 
 
 def test_cli_runs_and_report_of_one_run(
     db_url: str, db: Database, write_predictions, reviewed_run1
 ):
-    _import(db, write_predictions, RUN2, "run2", run="2", note="v2: deblur")
+    import_run(db, write_predictions, RUN2, "run2", run="2", note="v2: deblur")
     runner = CliRunner()
     listed = runner.invoke(cli, ["--db", db_url, "runs", "--project", "p"])
     assert listed.exit_code == 0, listed.output
@@ -266,14 +239,14 @@ def test_an_image_tag_on_an_error_not_yet_reviewed_carries_over_too(
 ):
     """An image tag applies to the example in every run, reviewed or not; only the review
     itself (what counts in the report) needs the example to have been reviewed."""
-    _import(db, write_predictions, RUN1, "run1")
+    import_run(db, write_predictions, RUN1, "run1")
     with db.begin() as session:
         project_id = session.scalar(select(Run.project_id))
         blurry = create_category(session, project_id=project_id, name="blurry").id
         labeling.set_tag(
             session, example_pks=[_pk(session, "1", "e3")], category_id=blurry, reviewer="ann"
         )
-    _import(db, write_predictions, RUN2, "run2", run="2")
+    import_run(db, write_predictions, RUN2, "run2", run="2")
     with db.begin() as session:
         assert _tags(session, "2") == {("e3", "blurry")}
         state = session.scalar(
@@ -292,7 +265,7 @@ def test_the_headline_counts_carried_reviews_and_the_new_errors_among_them(
     from labeltool.importing import shuffle_key
 
     assert sorted(["e1", "e3", "c1"], key=shuffle_key) == ["e1", "c1", "e3"]  # the hand order
-    _import(db, write_predictions, RUN2, "run2", run="2")
+    import_run(db, write_predictions, RUN2, "run2", run="2")
     project_id = reviewed_run1["project"]
     with db.begin() as session:
         two = report.headline(session, project_id=project_id)
