@@ -18,10 +18,8 @@ from pathlib import Path
 
 from labeltool.errors import InvalidInput, UnsafePath
 from labeltool.images import unusable_name
-from labeltool.importing import (
-    natural_order,  # the importer's class order
-    safe_image_path,
-)
+from labeltool.importing import natural_order  # the importer's class order
+from labeltool.storage import safe_image_path
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 

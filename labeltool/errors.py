@@ -43,6 +43,10 @@ class UnsafePath(InvalidInput):
     """An image path points outside the project's images root."""
 
 
+class ImageUnavailable(LabeltoolError):
+    """An example's image is missing, unreadable or outside the images root."""
+
+
 class UnknownProject(LabeltoolError):
     """No project has the given name."""
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from labeltool.errors import LabeltoolError
-from labeltool.importing import safe_image_path
+from labeltool.errors import ImageUnavailable  # noqa: F401  (importers catch it from here)
+from labeltool.storage import safe_image_path
 
 #: The most pixels an image may have: 8192 x 8192, 64 megapixels (256 MB decoded as RGBA).
 #: Above any classifier's input and any camera's photo but a few; Pillow's own default only
@@ -37,10 +37,6 @@ MAX_DISPLAY_SIDE = 4096
 # Set once here, so an Image.open anywhere in labeltool holds the same limit: Pillow warns
 # above it and raises DecompressionBombError above twice it; open_image refuses both.
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-
-
-class ImageUnavailable(LabeltoolError):
-    """An example's image is missing, unreadable or outside the images root."""
 
 
 def image_path(images_root: str | Path, image: str) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from labeltool.config import IMPORT_ROOT_ENV_VAR
 from labeltool.errors import InvalidInput, UnsafePath
-from labeltool.importing import safe_image_path
+from labeltool.storage import safe_image_path
 
 #: The predictions files a page may read from the import folder.
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")

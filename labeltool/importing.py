@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import delete, insert, select, update
@@ -39,6 +39,7 @@ from labeltool.limits import (
 from labeltool.models import REVIEWED_STATES, Example, Project, ReviewState, utcnow
 from labeltool.projects import dev_error_rate
 from labeltool.runs import FIRST_RUN, carry_over, create_run, find_run
+from labeltool.storage import safe_image_path
 
 REQUIRED_COLUMNS = ("example_id", "image", "label", "prediction")
 OPTIONAL_COLUMNS = ("confidence", "split")
@@ -285,25 +286,6 @@ def shuffle_key(example_id: str) -> int:
     """A fixed pseudo-random 63-bit number for `example_id`: sorting by it is a fair sample."""
     digest = hashlib.blake2b(example_id.encode(), digest_size=8, person=b"labeltool").digest()
     return int.from_bytes(digest, "big") >> 1
-
-
-def safe_image_path(image: str) -> str:
-    """Normalise `image` to a relative forward-slash path, or raise ValueError if it escapes."""
-    if bad := control_character(image):
-        raise ValueError(f"cannot hold the control character {bad}")
-    cleaned = image.strip().replace("\\", "/")
-    if not cleaned:
-        raise ValueError("is empty")
-    pure = PurePosixPath(cleaned)
-    if pure.is_absolute() or (len(cleaned) > 1 and cleaned[1] == ":"):
-        raise ValueError(f"{shown(image)} is an absolute path; give it relative to the images root")
-    parts = [p for p in pure.parts if p not in ("", ".")]
-    depth = 0
-    for part in parts:
-        depth += -1 if part == ".." else 1
-        if depth < 0:
-            raise ValueError(f"{shown(image)} points outside the images root")
-    return os.path.normpath("/".join(parts)).replace(os.sep, "/")
 
 
 def natural_order(name: str):
