@@ -242,11 +242,12 @@ def reviewer() -> str:
     return " ".join(str(st.session_state.get(REVIEWER_KEY, "")).split())
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
 def image_png(images_root: str, image: str, min_side: int) -> bytes | str:
-    """PNG bytes for display, or the reason the image cannot be shown (cached)."""
+    """PNG bytes for display (cached), or the reason the image cannot be shown (not cached: a
+    remote image that timed out may answer next time; labeltool.storage remembers a failure
+    for a minute, so asking again is cheap)."""
     try:
-        return display_png(images_root, image, min_side=min_side)
+        return _display_png(images_root, image, min_side)
     except ImageUnavailable as exc:
         return str(exc)
 
@@ -447,3 +448,8 @@ def _project_changed() -> None:
     st.session_state.pop(RUN_KEY, None)
     st.session_state.pop("current_pk", None)
     st.session_state.pop("history", None)
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _display_png(images_root: str, image: str, min_side: int) -> bytes:
+    return display_png(images_root, image, min_side=min_side)

@@ -83,6 +83,13 @@ else:
                 raise LabeltoolError(
                     "choose a predictions file or give its path in the import folder"
                 )
+            if "://" in images_root:
+                # The server's own credentials would reach that URL for whoever uses the page.
+                raise LabeltoolError(
+                    "the web page imports images only from the import folder; import a project "
+                    "whose images are at a URL on the server itself: `labeltool import "
+                    "predictions.csv --project NAME --images-root s3://bucket/prefix`"
+                )
             with tempfile.TemporaryDirectory() as folder:
                 if upload is None:
                     # Checked before a byte is read: inside the import folder, not the database.

@@ -90,8 +90,10 @@ def _format_option(help: str):
 @click.option("--project", required=True, help="Project name (created if new).")
 @click.option(
     "--images-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder the image paths are relative to [default: the predictions file's folder].",
+    metavar="DIR|URL",
+    help="Folder or URL the image paths are relative to: a local folder, s3://bucket/prefix, "
+    "gs://…, az://… or https://…; credentials come from the environment (AWS_* variables or "
+    "profiles), never from the URL [default: the predictions file's folder].",
 )
 @click.option(
     "--classes",
@@ -140,7 +142,7 @@ def import_command(
     state: _State,
     predictions: Path,
     project: str,
-    images_root: Path | None,
+    images_root: str | None,
     classes: str | None,
     categories_file: Path | None,
     allow_missing_images: bool,

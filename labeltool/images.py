@@ -3,9 +3,11 @@
 Small images (the sample's digits are 8x8) are upscaled by a whole factor without
 smoothing, so every pixel the model saw stays a crisp square.
 
-Every image labeltool opens goes through `open_image`: a file name the file system cannot hold
-and an image of more than MAX_IMAGE_PIXELS (a decompression bomb: a few KB of PNG that
-decodes to gigabytes) are refused with a reason, never a traceback.
+Every image labeltool opens is reached through its project's images root
+(`labeltool.storage.images_root`: a local folder or a URL, confined to the root) and decoded
+through `open_image`: a file name the file system cannot hold and an image of more than
+MAX_IMAGE_PIXELS (a decompression bomb: a few KB of PNG that decodes to gigabytes) are refused
+with a reason, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,19 +20,23 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from labeltool import storage
 from labeltool.errors import ImageUnavailable  # noqa: F401  (importers catch it from here)
-from labeltool.storage import safe_image_path
+from labeltool.storage import (  # noqa: F401  (MAX_*_BYTES: callers read them from here)
+    MAX_NAME_BYTES,
+    MAX_PATH_BYTES,
+    ImagesRoot,
+    unusable_name,
+)
 
 #: The most pixels an image may have: 8192 x 8192, 64 megapixels (256 MB decoded as RGBA).
 #: Above any classifier's input and any camera's photo but a few; Pillow's own default only
 #: warns up to 179 megapixels (716 MB decoded), too much for a server showing many at once.
 MAX_IMAGE_PIXELS = 8192 * 8192
-#: The longest file name (one path component) and whole path Linux file systems accept, in bytes.
-MAX_NAME_BYTES = 255
-MAX_PATH_BYTES = 4095
 #: The longest side an image is enlarged to for display.
 MAX_DISPLAY_SIDE = 4096
 
@@ -39,53 +45,55 @@ MAX_DISPLAY_SIDE = 4096
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
-def image_path(images_root: str | Path, image: str) -> Path:
-    """The file behind an example's `image`, refusing anything outside the images root."""
-    root = Path(images_root).resolve()
-    try:
-        relative = safe_image_path(image)
-    except ValueError as exc:
-        raise ImageUnavailable(f"image path {exc}") from None
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root):
-        raise ImageUnavailable(f"image '{image}' leads outside the images root '{root}'")
-    return path
+def image_path(images_root: str | Path | ImagesRoot, image: str) -> Path:
+    """The file behind an example's `image` in a local images root, refusing anything outside
+    it (ImageUnavailable; a URL root has no files on this machine)."""
+    return storage.images_root(images_root).local_path(image)
 
 
-def load_image(images_root: str | Path, image: str) -> Image.Image:
+def load_image(images_root: str | Path | ImagesRoot, image: str) -> Image.Image:
     """Open and decode an example's image, or raise ImageUnavailable saying why."""
-    with read_image(image_path(images_root, image)) as opened:
+    with read_image(images_root, image) as opened:
         opened.load()
         return opened.copy()
 
 
 @contextmanager
-def read_image(path: Path) -> Iterator[Image.Image]:
-    """Open the image file at `path` (an `image_path`) lazily, for the block to decode.
+def read_image(images_root: str | Path | ImagesRoot, image: str) -> Iterator[Image.Image]:
+    """Open an example's image (confined to its root, local or remote) lazily, for the block to
+    decode.
 
     The block may prepare the decoding first (`draft` a JPEG to a smaller scale). A missing
     file, a refusal by `open_image` and a failure to decode inside the block are all
-    ImageUnavailable naming the file.
+    ImageUnavailable naming the file or URL.
     """
-    if unusable_name(path) is None and not os.path.isfile(path):
-        raise ImageUnavailable(f"image file not found: {path}")
-    try:
-        with open_image(path) as opened:
-            yield opened
-    except ImageUnavailable as exc:
-        raise ImageUnavailable(f"image file cannot be read: {path} ({exc})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a broken or truncated file
-        raise ImageUnavailable(f"image file cannot be read: {path} ({exc})") from None
+    root = storage.images_root(images_root)
+    with root.open(image) as stream, decode(stream, root.join(image)) as opened:
+        yield opened
 
 
 @contextmanager
-def open_image(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
-    """Open an image file lazily (its header only; `.load()` decodes it), refusing a name the
-    file system cannot hold, a file that is no image and more than MAX_IMAGE_PIXELS pixels.
+def decode(stream: BinaryIO, location: str) -> Iterator[Image.Image]:
+    """`open_image` over an open stream, its failures (and the block's) ImageUnavailable
+    naming `location`."""
+    try:
+        with open_image(stream) as opened:
+            yield opened
+    except ImageUnavailable as exc:
+        raise ImageUnavailable(f"image file cannot be read: {location} ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a broken or truncated file
+        raise ImageUnavailable(f"image file cannot be read: {location} ({exc})") from None
+
+
+@contextmanager
+def open_image(path: str | os.PathLike[str] | BinaryIO) -> Iterator[Image.Image]:
+    """Open an image file (a path or an open binary stream) lazily (its header only; `.load()`
+    decodes it), refusing a name the file system cannot hold, a file that is no image and more
+    than MAX_IMAGE_PIXELS pixels.
 
     Raises ImageUnavailable whose message is the reason alone (the caller names the file).
     """
-    if reason := unusable_name(path):
+    if isinstance(path, str | os.PathLike) and (reason := unusable_name(path)):
         raise ImageUnavailable(reason)
     try:
         with warnings.catch_warnings():
@@ -107,7 +115,7 @@ def open_image(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
         yield opened
 
 
-def check_image(path: str | os.PathLike[str]) -> str | None:
+def check_image(path: str | os.PathLike[str] | BinaryIO) -> str | None:
     """Why the file at `path` cannot be used as an image, or None if it can.
 
     Only the header is read, so checking every image of a large dev set stays cheap.
@@ -117,27 +125,6 @@ def check_image(path: str | os.PathLike[str]) -> str | None:
             return None
     except ImageUnavailable as exc:
         return str(exc)
-
-
-def unusable_name(path: str | os.PathLike[str]) -> str | None:
-    """Why no file system can hold `path` (a name over 255 bytes, a path over 4095), or None.
-
-    Checked before any system call, which would fail with ENAMETOOLONG.
-    """
-    try:
-        encoded = [os.fsencode(part) for part in Path(path).parts]
-    except UnicodeEncodeError:
-        return "the file name is not valid text for the file system"
-    for part, raw in zip(Path(path).parts, encoded, strict=True):
-        if len(raw) > MAX_NAME_BYTES:
-            return (
-                f"the file name '{part[:40]}…' is {len(raw):,} bytes long; "
-                f"file systems allow {MAX_NAME_BYTES}"
-            )
-    total = len(os.fsencode(os.fspath(path)))
-    if total > MAX_PATH_BYTES:
-        return f"the path is {total:,} bytes long; file systems allow {MAX_PATH_BYTES:,}"
-    return None
 
 
 def upscale(image: Image.Image, *, min_side: int) -> Image.Image:
@@ -150,7 +137,7 @@ def upscale(image: Image.Image, *, min_side: int) -> Image.Image:
     return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
 
 
-def display_png(images_root: str | Path, image: str, *, min_side: int = 320) -> bytes:
+def display_png(images_root: str | Path | ImagesRoot, image: str, *, min_side: int = 320) -> bytes:
     """PNG bytes of the image, upscaled without smoothing for display (cache these in the UI)."""
     picture = load_image(images_root, image)
     if picture.mode not in ("L", "RGB", "RGBA"):

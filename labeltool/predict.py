@@ -34,6 +34,7 @@ from labeltool.datasets import ImageFolder, ImageRecord, Manifest
 from labeltool.errors import InvalidInput, ModelLoadError
 from labeltool.images import ImageUnavailable, open_image
 from labeltool.importing import PROB_PREFIX, Progress
+from labeltool.storage import images_root
 
 #: The extra file a TorchScript archive may carry to name its architecture and classes.
 TORCHSCRIPT_METADATA = "labeltool.json"
@@ -74,7 +75,8 @@ class PredictSummary:
     """What a prediction run wrote, for the CLI's message and a following import."""
 
     path: Path
-    images_root: Path
+    #: The folder (or URL) the written image paths are relative to.
+    images_root: str | Path
     rows: int
     misclassified: int
     class_names: list[str] = field(default_factory=list)
@@ -462,10 +464,11 @@ def _batches(architecture: Architecture, dataset, batch_size: int):
     """Yield (records, stacked input tensor), reading each image from disk as it is needed."""
     import torch
 
+    root = images_root(dataset.root)
     records, tensors = [], []
     for record in dataset:
         try:
-            with open_image(os.path.join(dataset.root, record.image)) as image:
+            with root.open(record.image) as stream, open_image(stream) as image:
                 image.load()
                 tensors.append(architecture.preprocess(image))
         except (ImageUnavailable, OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -6,9 +6,10 @@ Three kinds, each fitted in a box and never enlarged:
 - "review" fits 768 x 768 (the review screen);
 - "original" is the full image, upright, re-encoded only when it must be.
 
-The pipeline opens the file through `images.read_image` (confined to the images root, with its
-pixel limit), lets a JPEG decode at 1/2, 1/4 or 1/8 scale when a small rendition is wanted
-(`Image.draft`: a 12-megapixel photo's tile costs a 500 x 375 decode), turns it upright by
+The pipeline opens the image through its images root (`labeltool.storage`: a local folder or
+a URL, confined to the root) and `images.decode` (with its pixel limit), lets a JPEG decode
+at 1/2, 1/4 or 1/8 scale when a small rendition is wanted (`Image.draft`: a 12-megapixel
+photo's tile costs a 500 x 375 decode), turns it upright by
 its EXIF orientation, shrinks it with Lanczos and encodes it: PNG when it has transparency or
 is small and kept at its own size (an 8x8 digit stays pixel-exact; the screen enlarges it
 without smoothing), WebP for a shrunk photo (JPEG where Pillow lacks WebP), JPEG for a large
@@ -17,10 +18,16 @@ its own bytes.
 
 `RenditionCache` keeps renditions in memory (least recently used out first, bounded by bytes)
 and on disk (bounded by a byte budget, least recently used out first). The key holds the
-resolved file, its size and modification time, the kind and PIPELINE_VERSION, so an edited
-image is rendered afresh. Disk entries are written to a temporary file and renamed into
-place, so another process never reads half of one. A cache that fails (a read-only folder, a
+image's full path or URL, its version (size and modification time, or a remote object's size
+and ETag), the kind and PIPELINE_VERSION, so an edited image is rendered afresh. Disk entries
+are written to a temporary file and renamed into place, so another process never reads half
+of one. A cache that fails (a read-only folder, a
 full disk) is skipped with one warning in the log: the image is still shown.
+
+`RenditionPool` makes renditions ahead of need in a few background threads (the review
+screen's next examples), so a person waits only for the image they asked for: `prepare` queues
+images and returns futures, the latest request's first image first; `now` is for the image on
+screen, which never queues behind the others.
 """
 
 from __future__ import annotations
@@ -28,22 +35,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
+import queue
 import sys
 import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import BinaryIO, Literal, get_args
 
 from PIL import ExifTags, Image, ImageOps, features
 
-from labeltool.images import image_path, read_image
+from labeltool import storage
+from labeltool.errors import ImageUnavailable
+from labeltool.images import decode
 
 Kind = Literal["thumb", "review", "original"]
 #: The box each kind fits in, in pixels (None: the full image).
@@ -76,6 +89,9 @@ PHOTO_FORMAT = "WEBP" if features.check("webp") else "JPEG"
 PHOTO_QUALITY = {"WEBP": 80, "JPEG": 85}
 #: A large original that must be re-encoded (turned upright): JPEG, 30 times faster than WebP.
 ORIGINAL_JPEG_QUALITY = 90
+#: Threads that make renditions ahead of need. Pillow lets go of the GIL while it decodes,
+#: shrinks and encodes, so two render two photos at once and leave the server's reruns a core.
+PREPARE_WORKERS = 2
 
 _ENTRY_SUFFIX = ".rendition"
 _TEMP_PREFIX = ".tmp-"
@@ -128,7 +144,7 @@ def rendition(images_root: str | Path, image: str, *, kind: Kind) -> Rendition:
     """The example's image rendered as `kind`, without any cache (ImageUnavailable if it
     cannot be read or lies outside the images root)."""
     _check_kind(kind)
-    return _render(image_path(images_root, image), kind)
+    return _render(storage.images_root(images_root), image, kind)
 
 
 def cached_rendition(images_root: str | Path, image: str, kind: Kind) -> Rendition:
@@ -143,6 +159,15 @@ def default_cache() -> RenditionCache:
         if _default_cache is None:
             _default_cache = RenditionCache(default_cache_folder())
         return _default_cache
+
+
+def default_pool() -> RenditionPool:
+    """The process-wide pool, making renditions into `default_cache()`."""
+    global _default_pool
+    with _default_cache_lock:
+        if _default_pool is None:
+            _default_pool = RenditionPool(None)
+        return _default_pool
 
 
 def default_cache_folder() -> Path:
@@ -181,30 +206,31 @@ class RenditionCache:
     def get(self, images_root: str | Path, image: str, *, kind: Kind) -> Rendition:
         """The example's image as `kind`, from memory, from disk or rendered (and kept)."""
         _check_kind(kind)
-        path = image_path(images_root, image)
+        root = storage.images_root(images_root)
         try:
-            stat = os.stat(path)
-        except OSError:
-            return _render(path, kind)  # raises ImageUnavailable saying why
-        key = _key(path, stat, kind)
-        with self._memory_lock:
-            found = self._memory.get(key)
-            if found is not None:
-                self._memory.move_to_end(key)
-                self._memory_hits += 1
-                return found
-        found = self._read_disk(key)
+            key = _key(root, image, root.version(image), kind)
+        except ImageUnavailable:
+            return _render(root, image, kind)  # raises ImageUnavailable saying why
+        found = self._held(key)
         if found is not None:
-            with self._memory_lock:
-                self._disk_hits += 1
-            self._remember(key, found)
             return found
-        made = _render(path, kind)
+        made = _render(root, image, kind)
         with self._memory_lock:
             self._misses += 1
         self._remember(key, made)
         self._write_disk(key, made)
         return made
+
+    def peek(self, images_root: str | Path, image: str, *, kind: Kind) -> Rendition | None:
+        """The example's image as `kind` if memory or disk holds it, else None: never renders
+        (nor says why an image cannot be read: `get` does)."""
+        _check_kind(kind)
+        try:
+            root = storage.images_root(images_root)
+            key = _key(root, image, root.version(image), kind)
+        except ImageUnavailable:
+            return None
+        return self._held(key)
 
     def stats(self) -> CacheStats:
         """Hits, misses and bytes held so far (the folder is scanned if not yet counted)."""
@@ -222,6 +248,21 @@ class RenditionCache:
                 memory_entries=len(self._memory),
                 disk_bytes=disk_bytes,
             )
+
+    def _held(self, key: str) -> Rendition | None:
+        """The rendition under `key` from memory, else from disk (then kept in memory too)."""
+        with self._memory_lock:
+            found = self._memory.get(key)
+            if found is not None:
+                self._memory.move_to_end(key)
+                self._memory_hits += 1
+                return found
+        found = self._read_disk(key)
+        if found is not None:
+            with self._memory_lock:
+                self._disk_hits += 1
+            self._remember(key, found)
+        return found
 
     # --- memory ---------------------------------------------------------------------------
 
@@ -350,10 +391,128 @@ class RenditionCache:
             )
 
 
+class RenditionPool:
+    """Renditions made ahead of need by `workers` background threads, through `cache`
+    (None: `default_cache()`, looked up when first needed).
+
+    Newest request first: the images of a `prepare` call are made before any queued by earlier
+    calls, and in the order given, so after a person moves on (or to another queue) the images
+    they will see next come first. An image queued or being made is never made twice at once:
+    later requests share its future, and `now` takes a queued one over or waits for the thread
+    making it. The threads are daemons: a server stopping does not wait for work queued ahead.
+    """
+
+    def __init__(self, cache: RenditionCache | None, *, workers: int = PREPARE_WORKERS) -> None:
+        self._cache = cache
+        self.workers = workers
+        self._threads: list[threading.Thread] = []
+        #: (-request number, position in the request, tie-break, job key, future)
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._jobs: dict[tuple[str, str, Kind], Future[Rendition]] = {}
+        self._lock = threading.Lock()
+        self._requests = itertools.count(1)
+        self._ties = itertools.count()
+
+    @property
+    def cache(self) -> RenditionCache:
+        """The cache the pool makes renditions into."""
+        if self._cache is None:
+            self._cache = default_cache()
+        return self._cache
+
+    def prepare(
+        self, images_root: str | Path, images: Sequence[str], *, kind: Kind
+    ) -> list[Future[Rendition]]:
+        """A future of each image as `kind`, in order: done already when the cache holds it,
+        else queued ahead of every earlier request (its exception, such as ImageUnavailable,
+        is the future's)."""
+        _check_kind(kind)
+        request = next(self._requests)
+        futures: list[Future[Rendition]] = []
+        for position, image in enumerate(images):
+            key = (str(images_root), image, kind)
+            with self._lock:
+                job = self._jobs.get(key)
+            if job is None:  # not on its way: perhaps held already
+                held = self.cache.peek(images_root, image, kind=kind)
+                if held is not None:
+                    futures.append(_finished(held))
+                    continue
+            with self._lock:
+                job = self._jobs.get(key)
+                if job is None:
+                    job = self._jobs[key] = Future()
+                if not (job.running() or job.done()):  # (re)queued at this request's priority
+                    self._queue.put((-request, position, next(self._ties), key, job))
+                self._start_workers()
+            futures.append(job)
+        return futures
+
+    def now(self, images_root: str | Path, image: str, *, kind: Kind) -> Rendition:
+        """The image as `kind`, made in this thread unless a worker is making it already (then
+        its result); ImageUnavailable if it cannot be read."""
+        key = (str(images_root), image, kind)
+        with self._lock:
+            job = self._jobs.get(key)
+            mine = job is not None and not job.running() and not job.done()
+            if mine:
+                job.set_running_or_notify_cancel()  # a worker that pops it later skips it
+        if job is not None and not mine:
+            return job.result()
+        return self._make(key, job)
+
+    # --- the workers ----------------------------------------------------------------------
+
+    def _start_workers(self) -> None:
+        """Start the threads on first use (called with the lock held)."""
+        while len(self._threads) < self.workers:
+            thread = threading.Thread(
+                target=self._work, name=f"labeltool-rendition-{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            *_, key, job = self._queue.get()
+            with self._lock:
+                if job.running() or job.done():  # requeued at a newer priority, or taken over
+                    continue
+                job.set_running_or_notify_cancel()
+            with suppress(Exception):  # the exception is the future's, for whoever waits
+                self._make(key, job)
+
+    def _make(self, key: tuple[str, str, Kind], job: Future[Rendition] | None) -> Rendition:
+        """Make the rendition for `key`, settling `job` (running, claimed by this thread)."""
+        images_root, image, kind = key
+        try:
+            made = self.cache.get(images_root, image, kind=kind)
+        except Exception as exc:
+            if job is not None:
+                job.set_exception(exc)
+            raise
+        else:
+            if job is not None:
+                job.set_result(made)
+            return made
+        finally:
+            with self._lock:
+                if job is not None and self._jobs.get(key) is job:
+                    del self._jobs[key]
+
+
 # --- private helpers -------------------------------------------------------------------
 
 _default_cache: RenditionCache | None = None
+_default_pool: RenditionPool | None = None
 _default_cache_lock = threading.Lock()
+
+
+def _finished(made: Rendition) -> Future[Rendition]:
+    """A future that is done already, holding `made`."""
+    future: Future[Rendition] = Future()
+    future.set_result(made)
+    return future
 
 
 def _check_kind(kind: str) -> None:
@@ -361,16 +520,16 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown rendition kind {kind!r}; use one of {get_args(Kind)}")
 
 
-def _key(path: Path, stat: os.stat_result, kind: Kind) -> str:
-    """The cache key: the pipeline, the kind, the resolved file and its size and mtime."""
-    stamp = f"{PIPELINE_VERSION}\0{kind}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
-    return hashlib.sha256(stamp + os.fsencode(path)).hexdigest()
+def _key(root: storage.ImagesRoot, image: str, version: str, kind: Kind) -> str:
+    """The cache key: the pipeline, the kind, the image's full path or URL and its version."""
+    stamp = f"{PIPELINE_VERSION}\0{kind}\0{version}\0{root.join(image)}"
+    return hashlib.sha256(stamp.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _render(path: Path, kind: Kind) -> Rendition:
-    """Run the pipeline on the file at `path`, which `image_path` has confined."""
+def _render(root: storage.ImagesRoot, image: str, kind: Kind) -> Rendition:
+    """Run the pipeline on `image`, reached through its root (which confines it)."""
     box = KIND_BOX[kind]
-    with read_image(path) as opened:
+    with root.open(image) as stream, decode(stream, root.join(image)) as opened:
         source_format, source_mode = opened.format, opened.mode
         icc = opened.info.get("icc_profile") if source_mode in ("RGB", "RGBA") else None
         orientation = opened.getexif().get(_ORIENTATION, 1)
@@ -383,7 +542,7 @@ def _render(path: Path, kind: Kind) -> Rendition:
         source = {
             "source_width": source_width,
             "source_height": source_height,
-            "source_bytes": os.stat(path).st_size,
+            "source_bytes": _stream_size(stream),
         }
         if (
             not shrink
@@ -393,7 +552,8 @@ def _render(path: Path, kind: Kind) -> Rendition:
         ):  # the file as it is: every pixel kept, nothing spent on encoding
             media_type = BROWSER_FORMATS[source_format]
             width, height = opened.size
-            return Rendition(media_type, path.read_bytes(), width, height, **source)
+            stream.seek(0)
+            return Rendition(media_type, stream.read(), width, height, **source)
         ImageOps.exif_transpose(opened, in_place=True)
     picture = _browser_mode(opened)
     if shrink:
@@ -409,6 +569,14 @@ def _render(path: Path, kind: Kind) -> Rendition:
         data = _encode(picture, PHOTO_FORMAT, icc=icc, quality=PHOTO_QUALITY[PHOTO_FORMAT])
         media_type = f"image/{PHOTO_FORMAT.lower()}"
     return Rendition(media_type, data, picture.width, picture.height, **source)
+
+
+def _stream_size(stream: BinaryIO) -> int:
+    """The bytes in `stream`, leaving its position where it was."""
+    here = stream.tell()
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(here)
+    return size
 
 
 def _draft_size(size: tuple[int, int], box: int) -> tuple[int, int]:
