@@ -4,7 +4,9 @@ The screen itself is a component (app_pages/widgets/review_screen): each key pre
 the browser to the example on screen and sent here as a numbered action; this page applies the
 actions not applied yet, each to its own example, then sends the example on screen and the
 queue's next ones back. Keys: each category's key toggles it, n saves and moves on, s skips,
-p goes back, / comments, = sets the corrected label, ? shows the keys.
+p goes back, / comments, = sets the corrected label, ? shows the keys; the image tools (zoom,
+brightness, contrast, auto-contrast, smooth or pixelated) have keys of their own that only
+change how the browser draws the image.
 """
 
 import streamlit as st
@@ -197,6 +199,7 @@ review_screen(
     run=run,
     nonce=screen.nonce,
     have=screen.have,
+    original=screen.original,
     queue_count=in_queue,
     end_of_queue=len(order) <= review_actions.AHEAD,
 )

@@ -5,7 +5,13 @@
 // sent with the example on screen; the server applies them in order, each to its own example,
 // and answers with what it applied and the queue's next examples (images included), so `n`
 // shows the next one without waiting. Nothing here trusts the server to be quick: keys keep
-// working while it is busy, and the screen says "Saving…" until it has caught up.
+// working while it is busy, and the screen says "Saving…" until it has caught up. Images the
+// server is still preparing (large photos are made in the background) are asked for again
+// until they are here; the example on screen always comes with its image.
+//
+// The image tools (ImageView, at the end) act in the browser alone: zoom, brightness,
+// contrast, auto-contrast, pixelated or smooth enlarging. Their keys are never letters or
+// digits, so never a category's, and never become actions.
 //
 // Streamlit calls the default export again with the same parent element whenever the data
 // changes, so the screen lives in a WeakMap keyed by that element and listens to keys once.
@@ -17,6 +23,9 @@ const ANSWER_WAIT_MS = 2000; // send again if the server has not answered a mess
 const FLASH_MS = 5000;
 const MAX_LOG = 2000;
 const MAX_KEPT = 150; // examples (views and images) kept in the browser beyond the window
+const POLL_MS = 250; // ask again this soon while the server is still preparing images
+const ORIGINALS_KEPT = 3; // full-resolution images kept (each can be megabytes)
+const ORIGINAL_ASKS = 3; // times the original of one example is asked for, at most
 
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
@@ -45,7 +54,11 @@ class ReviewScreen {
     this.failed = new Map(); // seq -> the server's reason for refusing it
     this.acked = 0; // the server applied every action up to this number
     this.cache = new Map(); // pk -> {view, stamp}: the server's view and the ack it reflects
-    this.images = new Map(); // pk -> data URI (or null with a reason in the view)
+    this.images = new Map(); // pk -> {src, width, height, sourceWidth, sourceHeight}
+    this.originals = new Map(); // pk -> {src, width, height} or {imageProblem}: full resolution
+    this.originalAsks = new Map(); // pk -> how many times its original was asked for
+    this.toolKeys = new Map(); // key -> image tool command (from the server's imageKeys)
+    this.imageView = new ImageView(this);
     this.order = []; // the newest window: the anchor, then the queue's next examples
     this.previousOf = new Map(); // pk -> the queue example before it, when the server said
     this.trail = []; // the examples shown, in order; `pos` is the one on screen
@@ -60,20 +73,27 @@ class ReviewScreen {
     this.dirty = false; // something changed since that message: send once it is answered
     this.timings = []; // key press -> next example painted, in ms (read by the benchmark)
     this.onKey = (event) => this.key(event);
+    this.onResize = () => {
+      cancelAnimationFrame(this.resizeFrame);
+      this.resizeFrame = requestAnimationFrame(() => this.imageView.draw());
+    };
     this.attached = false;
   }
 
   attach() {
     if (this.attached) return;
     window.addEventListener("keydown", this.onKey, true);
+    window.addEventListener("resize", this.onResize);
     this.attached = true;
   }
 
   detach() {
     window.removeEventListener("keydown", this.onKey, true);
+    window.removeEventListener("resize", this.onResize);
     clearTimeout(this.resendTimer);
     clearTimeout(this.flashTimer);
     clearTimeout(this.answerTimer);
+    clearTimeout(this.pollTimer);
     this.attached = false;
   }
 
@@ -96,9 +116,17 @@ class ReviewScreen {
         this.flash(`Not saved: ${refusal.message}`, true);
       }
     }
+    this.toolKeys = new Map((data.imageKeys || []).map((k) => [k.key, k.command]));
     for (const view of data.examples || []) {
-      if (view.src) this.images.set(view.pk, view.src);
+      if (view.src) {
+        const { src, width, height, sourceWidth, sourceHeight } = view;
+        this.images.set(view.pk, { src, width, height, sourceWidth, sourceHeight });
+        this.imageView.prepare(view.pk);
+      }
       this.cache.set(view.pk, { view, stamp: acked });
+    }
+    for (const [pk, full] of Object.entries(data.originals || {})) {
+      if (full.src || full.imageProblem) this.originals.set(Number(pk), full);
     }
     this.order = data.order || [];
     this.end = !!data.end;
@@ -120,6 +148,7 @@ class ReviewScreen {
     this.render();
     if (this.dirty && !this.inFlight) this.send();
     this.scheduleResend();
+    this.schedulePoll();
   }
 
   // --- keys ---------------------------------------------------------------------------
@@ -137,6 +166,14 @@ class ReviewScreen {
     }
     if (isEditable(target) || isEditable(document.activeElement)) return;
     if (!this.root || !this.root.isConnected) return;
+    const tool = this.toolKeys.get(event.key);
+    if (tool) {
+      // How the image is drawn, in this browser only: never an action, never sent.
+      event.preventDefault();
+      event.stopPropagation();
+      if (!event.repeat || STEPPED_TOOLS.has(tool)) this.imageView.command(tool);
+      return;
+    }
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     const category = event.shiftKey ? null : this.byKey.get(key);
     const own = { n: 1, s: 1, p: 1, "/": 1, "=": 1, "?": 1 };
@@ -315,8 +352,40 @@ class ReviewScreen {
       showing: this.showing,
       actions: this.pending(),
       have: [...this.images.keys()],
+      original: this.imageView.neededOriginal(),
       nonce: ++this.nonce,
     });
+  }
+
+  askOriginal(pk) {
+    // The example on screen is zoomed past its review image: ask the server for its original
+    // (every message asks while it is needed; this sends one when nothing else would).
+    if (this.inFlight) return; // its answer draws the image again, and asks then if need be
+    const last = ((this.data && this.data.originals) || {})[pk];
+    if (last && last.preparing) return; // the poll asks again
+    const asked = this.originalAsks.get(pk) || 0;
+    if (asked >= ORIGINAL_ASKS) return;
+    this.originalAsks.set(pk, asked + 1);
+    this.send();
+  }
+
+  preparing() {
+    // Images of the last window the server was still making, and not here yet.
+    if (!this.data) return 0;
+    const views = (this.data.examples || []).filter((v) => v.preparing && !this.images.has(v.pk));
+    const originals = Object.entries(this.data.originals || {}).filter(
+      ([pk, full]) => full.preparing && !this.originals.has(Number(pk)),
+    );
+    return views.length + originals.length;
+  }
+
+  schedulePoll() {
+    // Ask again, on a message of its own, for images the server was still preparing.
+    clearTimeout(this.pollTimer);
+    if (!this.preparing()) return;
+    this.pollTimer = setTimeout(() => {
+      if (this.attached && !this.inFlight && this.preparing()) this.send();
+    }, POLL_MS);
   }
 
   scheduleResend() {
@@ -346,6 +415,11 @@ class ReviewScreen {
         if (!keep.has(pk)) store.delete(pk);
       }
     }
+    for (const pk of this.originals.keys()) {
+      if (this.originals.size <= ORIGINALS_KEPT) break;
+      if (pk !== this.showing) this.originals.delete(pk);
+    }
+    this.imageView.forget(this.images);
   }
 
   // --- what is on screen ----------------------------------------------------------------
@@ -401,6 +475,8 @@ class ReviewScreen {
     const pending = this.pending().length;
     this.root.dataset.saving = pending ? "true" : "false";
     this.root.dataset.showing = this.showing == null ? "" : String(this.showing);
+    this.root.dataset.imagesHeld = String(this.order.filter((pk) => this.images.has(pk)).length);
+    this.root.dataset.preparing = String(this.preparing());
     const status = this.root.querySelector(".lt-rs-status");
     status.textContent = pending
       ? `Saving… (${pending} change${pending === 1 ? "" : "s"})`
@@ -440,22 +516,7 @@ class ReviewScreen {
         el("span", "lt-rs-prob-value", `${(100 * p).toFixed(1)}%`));
       ui.top.append(row);
     }
-    const src = this.images.get(view.pk);
-    if (src) {
-      if (ui.img.dataset.pk !== String(view.pk)) {
-        ui.img.src = src;
-        ui.img.dataset.pk = String(view.pk);
-        this.notePaint(view.pk);
-      }
-      ui.img.hidden = false;
-      ui.imgProblem.hidden = true;
-    } else {
-      ui.img.hidden = true;
-      ui.img.dataset.pk = "";
-      ui.imgProblem.hidden = false;
-      ui.imgProblem.textContent = `🚫 ${view.imageProblem || "image not loaded yet"}`;
-    }
-    ui.caption.textContent = view.image;
+    this.imageView.draw();
 
     ui.categories.textContent = "";
     const others = othersOf(view, this.reviewer);
@@ -507,13 +568,12 @@ class ReviewScreen {
 
     const columns = el("div", "lt-rs-columns");
     const left = el("div", "lt-rs-left");
-    ui.img = el("img", "lt-rs-img");
-    ui.img.alt = "the example's image";
-    ui.imgProblem = el("div", "lt-rs-img-problem");
-    ui.caption = el("div", "lt-rs-caption");
-    left.append(ui.img, ui.imgProblem, ui.caption);
+    ui.columns = columns;
+    ui.left = left;
+    this.imageView.build(left, ui);
 
     const right = el("div", "lt-rs-right");
+    ui.right = right;
     ui.pair = el("div", "lt-rs-pair");
     ui.confidence = el("div", "lt-rs-confidence");
     ui.top = el("div", "lt-rs-top");
@@ -579,6 +639,13 @@ class ReviewScreen {
       if (i) legend.append(text(" · "));
       legend.append(el("kbd", "", key), text(` ${words}`));
     });
+    const image = el("div", "lt-rs-legend-image");
+    image.append(el("span", "lt-rs-field", "Image (never saved): "));
+    (this.data ? this.data.imageKeys || [] : []).forEach(({ key, words }, i) => {
+      if (i) image.append(text(" · "));
+      image.append(el("kbd", "", key), text(` ${words}`));
+    });
+    legend.append(image);
     if (this.data && this.data.reservedNote) legend.append(el("div", "lt-rs-hint", this.data.reservedNote));
   }
 
@@ -647,6 +714,469 @@ class ReviewScreen {
   }
 }
 
+// --- the image tools -------------------------------------------------------------------
+//
+// Zoom, brightness, contrast, auto-contrast and pixelated or smooth enlarging are CSS on the
+// <img> (its size, `filter`, `image-rendering`): instant, no rerun, nothing sent but, zoomed
+// past a photo's review image, a request for its original. The settings stay as they are from
+// one example to the next, and in localStorage across visits, until reset. While any of them
+// changes how the pixels look, the image is framed and a banner says what is on, so nobody
+// tags "dark" or "blurry" on an adjusted image by mistake.
+//
+// Zoom: "fit" enlarges an image smaller than data.imageSide (an 8x8 digit) by a whole factor
+// to at least that side, pixelated, and fits larger ones in data.fitSide (and beside the
+// categories), never enlarged; 100% is one image pixel per CSS pixel (an 8x8 digit is 8 px:
+// the model's view), 200% two. `+` and `-` go to the next larger or smaller of the three for
+// the image on screen. A zoomed image pans by scrolling or dragging.
+
+const IMAGE_SETTINGS_KEY = "labeltool.reviewImage.v1";
+const IMAGE_DEFAULTS = Object.freeze({
+  zoom: "fit",
+  brightness: 0, // steps of STEP_FACTOR
+  contrast: 0,
+  auto: false,
+  smoothing: "default", // or "pixelated" / "smooth"; the default depends on the image's size
+});
+const ZOOM_LEVELS = [["fit", null], ["100", 1], ["200", 2]];
+const STEPS = 8; // brightness and contrast go 8 steps each way...
+const STEP_FACTOR = 2 ** 0.25; // ... of 2^(1/4): from 25% to 400%
+const STEPPED_TOOLS = new Set(["brighter", "darker", "moreContrast", "lessContrast", "zoomIn", "zoomOut"]);
+const AUTO_CUTOFF = 0.005; // auto-contrast ignores the darkest and the brightest 0.5% of pixels
+const LEVELS_SIDE = 256; // ... read from the image shrunk to at most this side
+
+class ImageView {
+  constructor(screen) {
+    this.screen = screen;
+    this.settings = loadImageSettings();
+    this.levels = new Map(); // pk -> {low, high} of its pixels' brightness, or null (flat)
+    this.measuring = new Set();
+    this.pk = null; // the example drawn last
+    this.drag = null;
+  }
+
+  build(left, ui) {
+    const tools = el("div", "lt-rs-tools");
+    tools.setAttribute("role", "toolbar");
+    tools.setAttribute("aria-label", "Image tools (they change only how the image is drawn)");
+    const zoom = el("span", "lt-rs-zoom");
+    zoom.setAttribute("role", "group");
+    zoom.setAttribute("aria-label", "Zoom");
+    ui.zoomButtons = ZOOM_LEVELS.map(([level]) => {
+      const words = level === "fit" ? "Fit" : `${level}%`;
+      const button = this.toolButton(words, ["zoomIn", "zoomOut"], () => this.set({ ...this.settings, zoom: level }));
+      button.dataset.zoom = level;
+      zoom.append(button);
+      return button;
+    });
+    ui.scale = el("span", "lt-rs-scale");
+    ui.brightness = this.slider("Brightness", ["darker", "brighter"], "brightness");
+    ui.contrast = this.slider("Contrast", ["lessContrast", "moreContrast"], "contrast");
+    ui.auto = this.toolButton("Auto-contrast", ["autoContrast"], () => this.command("autoContrast"));
+    ui.smoothing = this.toolButton("Enlarge: pixelated", ["smoothing"], () => this.command("smoothing"));
+    ui.reset = this.toolButton("Reset", ["resetImage"], () => this.command("resetImage"));
+    tools.append(zoom, ui.scale, ui.brightness.label, ui.contrast.label, ui.auto, ui.smoothing, ui.reset);
+
+    ui.adjusted = el("div", "lt-rs-adjusted");
+    ui.adjusted.setAttribute("role", "status");
+    ui.adjusted.hidden = true;
+    ui.stage = el("div", "lt-rs-stage");
+    ui.stage.tabIndex = 0; // arrow keys pan a zoomed image once it has the focus
+    ui.stage.setAttribute("aria-label", "The example's image: scroll or drag to pan when zoomed");
+    ui.img = el("img", "lt-rs-img");
+    ui.img.alt = "the example's image";
+    ui.img.draggable = false;
+    ui.stage.append(ui.img);
+    ui.imgProblem = el("div", "lt-rs-img-problem");
+    ui.caption = el("div", "lt-rs-caption");
+    left.append(tools, ui.adjusted, ui.stage, ui.imgProblem, ui.caption);
+    this.listenForDrags(ui.stage);
+  }
+
+  keysOf(commands) {
+    // The keys that run `commands`, as the server's imageKeys say, for hints: "[ and ]".
+    const keys = ((this.screen.data && this.screen.data.imageKeys) || []).filter((k) => commands.includes(k.command));
+    return keys.map((k) => k.key).join(" and ");
+  }
+
+  toolButton(words, commands, handler) {
+    const button = el("button", "lt-rs-tool", words);
+    button.type = "button";
+    button.title = `${words.replace(/:.*/, "")} (key: ${this.keysOf(commands)})`;
+    button.addEventListener("click", handler);
+    return button;
+  }
+
+  slider(words, commands, setting) {
+    const label = el("label", "lt-rs-slider");
+    const input = el("input");
+    input.type = "range";
+    input.min = String(-STEPS);
+    input.max = String(STEPS);
+    input.step = "1";
+    input.setAttribute("aria-label", words);
+    input.title = `${words} (keys: ${this.keysOf(commands)})`;
+    const output = el("output", "lt-rs-slider-value");
+    input.addEventListener("input", () => this.set({ ...this.settings, [setting]: Number(input.value) }));
+    label.append(text(`${words} `), input, output);
+    return { label, input, output };
+  }
+
+  // --- settings ---------------------------------------------------------------------------
+
+  command(name) {
+    const now = this.settings;
+    const step = (value, by) => Math.max(-STEPS, Math.min(STEPS, value + by));
+    if (name === "zoomIn" || name === "zoomOut") {
+      const zoom = this.nextZoom(name === "zoomIn" ? 1 : -1);
+      if (zoom == null) this.screen.flash(`Already at the ${name === "zoomIn" ? "largest" : "smallest"} zoom.`, false);
+      else this.set({ ...now, zoom });
+    } else if (name === "brighter") this.set({ ...now, brightness: step(now.brightness, 1) });
+    else if (name === "darker") this.set({ ...now, brightness: step(now.brightness, -1) });
+    else if (name === "moreContrast") this.set({ ...now, contrast: step(now.contrast, 1) });
+    else if (name === "lessContrast") this.set({ ...now, contrast: step(now.contrast, -1) });
+    else if (name === "autoContrast") this.set({ ...now, auto: !now.auto });
+    else if (name === "smoothing") {
+      const other = this.rendering() === "pixelated" ? "smooth" : "pixelated";
+      this.set({ ...now, smoothing: other === this.defaultRendering() ? "default" : other });
+    } else if (name === "resetImage") this.set({ ...IMAGE_DEFAULTS });
+  }
+
+  set(settings) {
+    const centre = this.centre();
+    this.settings = settings;
+    saveImageSettings(settings);
+    this.draw(centre);
+  }
+
+  nextZoom(direction) {
+    // The zoom of the three whose scale is the next one up (or down) for the image on screen.
+    const info = this.info();
+    const levels = ZOOM_LEVELS.map(([level]) => level);
+    if (!info) {
+      const at = levels.indexOf(this.settings.zoom) + direction;
+      return at >= 0 && at < levels.length ? levels[at] : null;
+    }
+    const fit = this.geometry(info).fitScale;
+    const scale = (level) => (level === "fit" ? fit : Number(level) / 100);
+    const now = scale(this.settings.zoom);
+    const further = levels.filter((level) => direction * (scale(level) - now) > 1e-9);
+    further.sort((a, b) => Math.abs(scale(a) - now) - Math.abs(scale(b) - now));
+    return further.length ? further[0] : null;
+  }
+
+  rendering() {
+    return this.settings.smoothing === "default" ? this.defaultRendering() : this.settings.smoothing;
+  }
+
+  defaultRendering() {
+    // Pixelated for small images (each pixel the model saw stays a square), smooth for photos.
+    const info = this.info();
+    return !info || this.geometry(info).small ? "pixelated" : "smooth";
+  }
+
+  adjustments() {
+    // What makes the image look unlike the file, in words (zoom does not).
+    const { brightness, contrast, auto, smoothing } = this.settings;
+    const list = [];
+    if (brightness) list.push(`brightness ${percent(STEP_FACTOR ** brightness)}`);
+    if (contrast) list.push(`contrast ${percent(STEP_FACTOR ** contrast)}`);
+    if (auto) list.push("auto-contrast");
+    if (smoothing !== "default") list.push(`${smoothing} enlarging`);
+    return list;
+  }
+
+  filter(levels) {
+    const { brightness, contrast, auto } = this.settings;
+    const parts = [];
+    if (auto && levels) {
+      // brightness(1/(hi+lo)) then contrast((hi+lo)/(hi-lo)) maps lo to black and hi to white.
+      const { low, high } = levels;
+      parts.push(`brightness(${round4(1 / (high + low))})`, `contrast(${round4((high + low) / (high - low))})`);
+    }
+    if (brightness) parts.push(`brightness(${round4(STEP_FACTOR ** brightness)})`);
+    if (contrast) parts.push(`contrast(${round4(STEP_FACTOR ** contrast)})`);
+    return parts.length ? parts.join(" ") : "none";
+  }
+
+  // --- what the image needs -------------------------------------------------------------
+
+  info() {
+    const view = this.screen.current();
+    return view ? this.screen.images.get(view.pk) : null;
+  }
+
+  geometry(info) {
+    const { imageSide = 384, fitSide = 768 } = this.screen.data || {};
+    const width = info.sourceWidth || info.width;
+    const height = info.sourceHeight || info.height;
+    const long = Math.max(width, height, 1);
+    const box = this.box(fitSide, imageSide);
+    const small = long < imageSide;
+    let fitScale;
+    if (small) fitScale = Math.max(1, Math.min(Math.ceil(imageSide / long), Math.floor(box / long)));
+    else fitScale = Math.min(1, Math.min(fitSide, box) / long);
+    const level = ZOOM_LEVELS.find(([name]) => name === this.settings.zoom);
+    const scale = level && level[1] ? level[1] : fitScale;
+    return {
+      small,
+      fitScale,
+      scale,
+      sourceWidth: width,
+      sourceHeight: height,
+      fitWidth: Math.round(width * fitScale),
+      fitHeight: Math.round(height * fitScale),
+      width: width * scale,
+      height: height * scale,
+    };
+  }
+
+  box(fitSide, imageSide) {
+    // The widest the image may be at "fit": beside the categories if that leaves imageSide.
+    const ui = this.screen.ui;
+    const width = ui && ui.columns ? ui.columns.clientWidth : 0;
+    if (!width) return fitSide;
+    const gap = parseFloat(getComputedStyle(ui.columns).columnGap) || 0;
+    const right = getComputedStyle(ui.right);
+    const beside = width - gap - Math.max(parseFloat(right.minWidth) || 0, parseFloat(right.flexBasis) || 0);
+    return beside >= imageSide ? beside : width;
+  }
+
+  needsOriginal(info, geometry) {
+    // Drawn larger than the review image the server sent, which is smaller than the photo.
+    return info.sourceWidth > info.width && geometry.width > info.width + 0.5;
+  }
+
+  neededOriginal() {
+    const view = this.screen.current();
+    const info = view && this.screen.images.get(view.pk);
+    if (!info || this.screen.originals.has(view.pk)) return null;
+    return this.needsOriginal(info, this.geometry(info)) ? view.pk : null;
+  }
+
+  prepare(pk) {
+    // A new image is here: measure it now if auto-contrast is on, so it shows stretched.
+    if (this.settings.auto) this.levelsOf(pk);
+  }
+
+  levelsOf(pk) {
+    if (this.levels.has(pk)) return this.levels.get(pk);
+    const info = this.screen.images.get(pk);
+    if (info && !this.measuring.has(pk)) {
+      this.measuring.add(pk);
+      const probe = new Image();
+      probe.src = info.src;
+      probe
+        .decode()
+        .then(() => measureLevels(probe), () => null)
+        .then((levels) => {
+          this.measuring.delete(pk);
+          this.levels.set(pk, levels);
+          if (this.pk === pk) this.draw();
+        });
+    }
+    return undefined; // not measured yet
+  }
+
+  forget(images) {
+    for (const pk of this.levels.keys()) if (!images.has(pk)) this.levels.delete(pk);
+  }
+
+  // --- drawing ----------------------------------------------------------------------------
+
+  draw(centre) {
+    const ui = this.screen.ui;
+    const view = this.screen.current();
+    if (!ui || !view) return;
+    const info = this.screen.images.get(view.pk);
+    const moved = this.pk !== view.pk;
+    this.pk = view.pk;
+    const adjusted = this.adjustments();
+    ui.adjusted.hidden = !adjusted.length;
+    ui.adjusted.textContent = adjusted.length
+      ? `Adjusted: ${adjusted.join(" · ")}. This is not the image as it is (${this.keysOf(["resetImage"])} or Reset shows it).`
+      : "";
+    this.drawTools();
+    if (!info) {
+      ui.stage.hidden = true;
+      ui.img.dataset.pk = "";
+      ui.imgProblem.hidden = false;
+      ui.imgProblem.dataset.state = view.imageProblem ? "problem" : "preparing";
+      ui.imgProblem.textContent = view.imageProblem ? `🚫 ${view.imageProblem}` : "Preparing the image…";
+      ui.scale.textContent = "";
+      ui.caption.textContent = view.image;
+      return;
+    }
+    ui.stage.hidden = false;
+    ui.imgProblem.hidden = true;
+    const geometry = this.geometry(info);
+    const needsFull = this.needsOriginal(info, geometry);
+    const full = needsFull ? this.screen.originals.get(view.pk) : null;
+    const useFull = !!(full && full.src);
+    const which = `${view.pk}:${useFull ? "original" : "review"}`;
+    if (ui.img.dataset.which !== which) {
+      ui.img.src = useFull ? full.src : info.src;
+      ui.img.dataset.which = which;
+    }
+    if (ui.img.dataset.pk !== String(view.pk)) {
+      ui.img.dataset.pk = String(view.pk);
+      this.screen.notePaint(view.pk);
+    }
+    const rendering = this.rendering();
+    const levels = this.settings.auto ? this.levelsOf(view.pk) : null;
+    Object.assign(ui.img.style, {
+      width: `${geometry.width}px`,
+      height: `${geometry.height}px`,
+      imageRendering: rendering === "pixelated" ? "pixelated" : "auto",
+      filter: this.filter(levels),
+      visibility: levels === undefined ? "hidden" : "", // shown once auto-contrast is measured
+    });
+    ui.stage.style.width = `${geometry.fitWidth}px`;
+    ui.stage.style.height = `${geometry.fitHeight}px`;
+    ui.left.style.width = `${Math.max(geometry.fitWidth, (this.screen.data || {}).imageSide || 384)}px`;
+    Object.assign(ui.stage.dataset, {
+      zoom: this.settings.zoom,
+      scale: String(geometry.scale),
+      rendering,
+      adjusted: adjusted.length ? "true" : "false",
+      full: !needsFull ? "not needed" : useFull ? "shown" : full && full.imageProblem ? "unavailable" : "loading",
+    });
+    ui.scale.textContent = `shown at ${geometry.scale >= 4 ? `${Math.round(geometry.scale)}×` : percent(geometry.scale)}`;
+    const size = `${geometry.sourceWidth} × ${geometry.sourceHeight} px`;
+    let note = "";
+    if (needsFull && !useFull) {
+      note = full && full.imageProblem ? ` · full resolution unavailable: ${full.imageProblem}` : " · loading full resolution…";
+    }
+    ui.caption.textContent = `${view.image} · ${size}${note}`;
+    ui.stage.dataset.overflow = this.overflowing() ? "true" : "false";
+    if (moved) this.scrollTo({ x: 0.5, y: 0.5 });
+    else if (centre) this.scrollTo(centre);
+    if (needsFull && !full) this.screen.askOriginal(view.pk);
+  }
+
+  drawTools() {
+    const ui = this.screen.ui;
+    const { zoom, brightness, contrast, auto } = this.settings;
+    for (const button of ui.zoomButtons) button.setAttribute("aria-pressed", String(button.dataset.zoom === zoom));
+    for (const [slider, value] of [[ui.brightness, brightness], [ui.contrast, contrast]]) {
+      slider.input.value = String(value);
+      slider.output.textContent = percent(STEP_FACTOR ** value);
+      slider.label.dataset.changed = value ? "true" : "false";
+    }
+    ui.auto.setAttribute("aria-pressed", String(auto));
+    const rendering = this.rendering();
+    ui.smoothing.textContent = `Enlarge: ${rendering}`;
+    ui.smoothing.setAttribute("aria-pressed", String(this.settings.smoothing !== "default"));
+  }
+
+  // --- panning ----------------------------------------------------------------------------
+
+  overflowing() {
+    const stage = this.screen.ui.stage;
+    return stage.scrollWidth > stage.clientWidth + 1 || stage.scrollHeight > stage.clientHeight + 1;
+  }
+
+  centre() {
+    // The point of the image at the middle of the stage, as fractions of its size.
+    const stage = this.screen.ui && this.screen.ui.stage;
+    if (!stage || stage.hidden || !stage.scrollWidth) return null;
+    return {
+      x: (stage.scrollLeft + stage.clientWidth / 2) / stage.scrollWidth,
+      y: (stage.scrollTop + stage.clientHeight / 2) / stage.scrollHeight,
+    };
+  }
+
+  scrollTo({ x, y }) {
+    const stage = this.screen.ui.stage;
+    stage.scrollLeft = x * stage.scrollWidth - stage.clientWidth / 2;
+    stage.scrollTop = y * stage.scrollHeight - stage.clientHeight / 2;
+  }
+
+  listenForDrags(stage) {
+    stage.addEventListener("pointerdown", (event) => {
+      if (event.button !== 0 || !this.overflowing()) return;
+      this.drag = { id: event.pointerId, x: event.clientX, y: event.clientY, left: stage.scrollLeft, top: stage.scrollTop };
+      stage.setPointerCapture(event.pointerId);
+      stage.dataset.dragging = "true";
+      event.preventDefault();
+    });
+    stage.addEventListener("pointermove", (event) => {
+      if (!this.drag || event.pointerId !== this.drag.id) return;
+      stage.scrollLeft = this.drag.left - (event.clientX - this.drag.x);
+      stage.scrollTop = this.drag.top - (event.clientY - this.drag.y);
+    });
+    const stop = () => {
+      this.drag = null;
+      stage.dataset.dragging = "false";
+    };
+    stage.addEventListener("pointerup", stop);
+    stage.addEventListener("pointercancel", stop);
+    stage.addEventListener("lostpointercapture", stop);
+  }
+}
+
+function measureLevels(image) {
+  // The brightness below which AUTO_CUTOFF of the pixels lie, and above which as many, 0 to 1;
+  // null for an image too flat to stretch.
+  try {
+    const shrink = Math.min(1, LEVELS_SIDE / Math.max(image.naturalWidth, image.naturalHeight, 1));
+    const width = Math.max(1, Math.round(image.naturalWidth * shrink));
+    const height = Math.max(1, Math.round(image.naturalHeight * shrink));
+    const canvas = document.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(image, 0, 0, width, height);
+    const pixels = context.getImageData(0, 0, width, height).data;
+    const histogram = new Uint32Array(256);
+    let count = 0;
+    for (let i = 0; i < pixels.length; i += 4) {
+      if (pixels[i + 3] === 0) continue; // transparent
+      histogram[Math.round(0.299 * pixels[i] + 0.587 * pixels[i + 1] + 0.114 * pixels[i + 2])] += 1;
+      count += 1;
+    }
+    const cut = Math.floor(count * AUTO_CUTOFF);
+    let low = 0;
+    for (let seen = 0; low < 255 && seen + histogram[low] <= cut; low += 1) seen += histogram[low];
+    let high = 255;
+    for (let seen = 0; high > 0 && seen + histogram[high] <= cut; high -= 1) seen += histogram[high];
+    return high - low < 2 ? null : { low: low / 255, high: high / 255 };
+  } catch {
+    return null;
+  }
+}
+
+function loadImageSettings() {
+  try {
+    const saved = JSON.parse(window.localStorage.getItem(IMAGE_SETTINGS_KEY) || "{}");
+    const settings = { ...IMAGE_DEFAULTS };
+    if (ZOOM_LEVELS.some(([level]) => level === saved.zoom)) settings.zoom = saved.zoom;
+    for (const name of ["brightness", "contrast"]) {
+      if (Number.isInteger(saved[name]) && Math.abs(saved[name]) <= STEPS) settings[name] = saved[name];
+    }
+    settings.auto = saved.auto === true;
+    if (["pixelated", "smooth"].includes(saved.smoothing)) settings.smoothing = saved.smoothing;
+    return settings;
+  } catch {
+    return { ...IMAGE_DEFAULTS }; // no storage (a private window): the session's settings only
+  }
+}
+
+function saveImageSettings(settings) {
+  try {
+    window.localStorage.setItem(IMAGE_SETTINGS_KEY, JSON.stringify(settings));
+  } catch {
+    // no storage: the settings last as long as the page
+  }
+}
+
+function percent(factor) {
+  return `${Math.round(factor * 100)}%`;
+}
+
+function round4(value) {
+  return Math.round(value * 10000) / 10000;
+}
+
 function keepInUrl(exampleId) {
   // The URL names the example on screen, so it can be shared as a link to it.
   const url = new URL(window.location.href);
@@ -679,6 +1209,7 @@ function othersOf(view, reviewer) {
 
 function isEditable(node) {
   if (!node || node === document.body) return false;
+  if (node.closest && node.closest(".lt-rs-tools")) return false; // the image tools' sliders
   const tag = node.tagName;
   return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || node.isContentEditable;
 }
