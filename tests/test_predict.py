@@ -23,6 +23,8 @@ from labeltool.predict import load_model, predict, write_predictions
 from labeltool.projects import dev_error_rate, get_project
 
 DIGITS = [str(d) for d in range(10)]
+#: The architecture of the sample's model.pt (MNIST-sized digits).
+ARCH = "digits-cnn-28x28"
 torchscript_is_deprecated = pytest.mark.filterwarnings(
     "ignore:.*torch.jit.*is deprecated:DeprecationWarning"
 )
@@ -46,7 +48,7 @@ def shipped(sample_dir: Path) -> list[dict[str, str]]:
 
 @pytest.fixture
 def sample_model(sample_dir: Path):
-    """The sample's trained digits-cnn."""
+    """The sample's trained digits model."""
     return load_model(sample_dir / "model.pt")
 
 
@@ -152,7 +154,7 @@ def test_class_count_mismatch_is_refused(bare_state_dict, digit_folder):
     for extra in digit_folder.iterdir():
         if extra.name not in ("0", "1", "2"):
             shutil.rmtree(extra)
-    model = load_model(bare_state_dict, arch="digits-cnn")
+    model = load_model(bare_state_dict, arch=ARCH)
     with pytest.raises(ModelLoadError, match="scores 10 classes but the images have 3"):
         list(predict(model, ImageFolder(digit_folder)))
 
@@ -162,11 +164,11 @@ def test_class_count_mismatch_is_refused(bare_state_dict, digit_folder):
 
 @torchscript_is_deprecated
 def test_torchscript_model_gives_the_same_predictions(tmp_path, small_manifest, sample_model):
-    """A TorchScript file of the digits-cnn predicts like its state_dict."""
+    """A TorchScript file of the sample digits model predicts like its state_dict."""
     scripted = tmp_path / "scripted.pt"
     torch.jit.save(torch.jit.script(sample_model.module), str(scripted))
 
-    model = load_model(scripted, arch="digits-cnn", class_names=DIGITS)
+    model = load_model(scripted, arch=ARCH, class_names=DIGITS)
     assert model.kind == "torchscript"
     got = [p.prediction for p in predict(model, Manifest(small_manifest))]
     assert got == [p.prediction for p in predict(sample_model, Manifest(small_manifest))]
@@ -177,12 +179,12 @@ def test_torchscript_metadata_names_arch_and_classes(tmp_path, sample_model):
     """A TorchScript file's labeltool.json gives arch and classes; without it, --arch is asked."""
     module = torch.jit.script(sample_model.module)
     with_metadata, without = tmp_path / "with.pt", tmp_path / "without.pt"
-    metadata = json.dumps({"arch": "digits-cnn", "classes": DIGITS})
+    metadata = json.dumps({"arch": ARCH, "classes": DIGITS})
     torch.jit.save(module, str(with_metadata), _extra_files={"labeltool.json": metadata})
     torch.jit.save(module, str(without))
 
     loaded = load_model(with_metadata)
-    assert (loaded.architecture.name, loaded.class_names) == ("digits-cnn", DIGITS)
+    assert (loaded.architecture.name, loaded.class_names) == (ARCH, DIGITS)
     with pytest.raises(ModelLoadError, match=r"without\.pt: .*pass --arch \(known: digits-cnn"):
         load_model(without)
 
@@ -199,9 +201,9 @@ def test_pickled_object_is_refused_and_never_run(tmp_path):
     pickled.write_bytes(pickle.dumps(Payload(marker)))
 
     with pytest.raises(ModelLoadError, match=r"model\.pt: .*pickled Python objects"):
-        load_model(saved, arch="digits-cnn")
+        load_model(saved, arch=ARCH)
     with pytest.raises(ModelLoadError, match=r"model\.pkl: not a TorchScript file or a weights"):
-        load_model(pickled, arch="digits-cnn")
+        load_model(pickled, arch=ARCH)
     assert not marker.exists()
 
 
@@ -210,12 +212,12 @@ def test_non_model_files_are_refused(tmp_path):
     text = tmp_path / "notes.pt"
     text.write_text("hello")
     with pytest.raises(ModelLoadError, match=r"notes\.pt: not a TorchScript file or a weights"):
-        load_model(text, arch="digits-cnn")
+        load_model(text, arch=ARCH)
     with pytest.raises(ModelLoadError, match="model file not found"):
-        load_model(tmp_path / "absent.pt", arch="digits-cnn")
+        load_model(tmp_path / "absent.pt", arch=ARCH)
     torch.save({"epoch": 3, "lr": 0.1}, numbers := tmp_path / "numbers.pt")
     with pytest.raises(ModelLoadError, match=r"numbers\.pt: not a state_dict"):
-        load_model(numbers, arch="digits-cnn")
+        load_model(numbers, arch=ARCH)
 
 
 def test_wrong_or_missing_architecture_is_a_clear_error(sample_dir, bare_state_dict):
@@ -224,15 +226,15 @@ def test_wrong_or_missing_architecture_is_a_clear_error(sample_dir, bare_state_d
 
     with pytest.raises(ModelLoadError, match=r"unknown architecture 'resnet-9000' \(known: "):
         load_model(bare, arch="resnet-9000")
-    with pytest.raises(ModelLoadError, match="says architecture 'digits-cnn' but 'small-rgb"):
+    with pytest.raises(ModelLoadError, match=f"says architecture '{ARCH}' but 'small-rgb"):
         load_model(checkpoint, arch="small-rgb-cnn")
     with pytest.raises(ModelLoadError, match=r"bare\.pt: .* pass --arch"):
         load_model(bare)
     with pytest.raises(ModelLoadError, match="does not fit architecture 'small-rgb-cnn': missing"):
         load_model(bare, arch="small-rgb-cnn")
     with pytest.raises(ModelLoadError, match="output layer has 10 classes but 2 class names"):
-        load_model(bare, arch="digits-cnn", class_names=["cat", "dog"])
-    assert load_model(bare, arch="digits-cnn").num_outputs == 10
+        load_model(bare, arch=ARCH, class_names=["cat", "dog"])
+    assert load_model(bare, arch=ARCH).num_outputs == 10
 
 
 # --- bad inputs ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Playwright never downloads a browser here.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import signal
 import socket
@@ -40,6 +41,16 @@ CHROMIUM_ARGS = [
 REQUIRE_ENV = "LABELTOOL_REQUIRE_E2E"
 #: The project the browser tests review, imported from sample_data/.
 PROJECT = "digits"
+
+
+def _sample_pair() -> str:
+    """The sample's confusion-pair category (key 3 in sample_data/categories.csv, e.g. 7-as-9):
+    it changes whenever the sample is rebuilt, so tests read it rather than spell it."""
+    with (SAMPLE_DIR / "categories.csv").open(newline="", encoding="utf-8") as handle:
+        return next(row["name"] for row in csv.DictReader(handle) if row["shortcut"] == "3")
+
+
+SAMPLE_PAIR = _sample_pair()
 #: How long the server may take to answer its health check.
 STARTUP_SECONDS = 45
 #: The longest any one wait on the page may take (a rerun is well under a second).

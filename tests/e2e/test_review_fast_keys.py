@@ -18,12 +18,12 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
-from tests.e2e.conftest import PROJECT, RunningApp
+from tests.e2e.conftest import PROJECT, SAMPLE_PAIR, RunningApp
 
 pytestmark = pytest.mark.e2e
 
 #: The sample's category keys.
-CATEGORY_OF_KEY = {"1": "blurry", "2": "incorrectly labeled", "3": "8-as-1"}
+CATEGORY_OF_KEY = {"1": "blurry", "2": "incorrectly labeled", "3": SAMPLE_PAIR}
 #: More than the 20 examples the screen gets ahead of time, so the window must move on while
 #: the reviewer types.
 EXAMPLES = 30
@@ -77,8 +77,8 @@ def test_two_reviewers_at_once_with_a_filter_on(browser: Browser, app: RunningAp
     bob = pages["bob"]
     pair_box = bob.get_by_test_id("stSidebar").get_by_test_id("stSelectbox")
     pair_box.filter(has_text="Confusion pair").click()
-    bob.get_by_role("option", name=re.compile(r"^8-as-1 \(")).click()
-    expect(bob.locator(".lt-rs-pair")).to_contain_text("8-as-1")
+    bob.get_by_role("option", name=re.compile(rf"^{re.escape(SAMPLE_PAIR)} \(")).click()
+    expect(bob.locator(".lt-rs-pair")).to_contain_text(SAMPLE_PAIR)
     bob.keyboard.press("Escape")  # leave the select box: keys act on the screen again
     expect(bob.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
 
@@ -99,7 +99,7 @@ def test_two_reviewers_at_once_with_a_filter_on(browser: Browser, app: RunningAp
         assert tags == {(e, CATEGORY_OF_KEY[k]) for e, k in zip(shown, keys, strict=True)}, who
         assert reviewed == set(shown), who
     bob_pairs = _pairs(app, _tags_and_reviews(app, reviewer="bob")[1])
-    assert bob_pairs == {("8", "1")}
+    assert bob_pairs == {tuple(SAMPLE_PAIR.split("-as-"))}
     for tab in pages.values():
         tab.context.close()
 

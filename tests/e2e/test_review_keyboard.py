@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
-from tests.e2e.conftest import PROJECT, RunningApp
+from tests.e2e.conftest import PROJECT, SAMPLE_PAIR, RunningApp
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ NEW_KEY = "4"
 CATEGORY_OF_KEY = {
     "1": "blurry",
     "2": "incorrectly labeled",
-    "3": "8-as-1",
+    "3": SAMPLE_PAIR,
     NEW_KEY: NEW_CATEGORY,
 }
 #: Keys pressed on each of the first five examples; pressing a key twice takes the tag off.

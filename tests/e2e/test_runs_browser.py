@@ -23,14 +23,14 @@ from sqlalchemy.orm import Session
 
 from labeltool.config import REPO_ROOT, SAMPLE_DIR
 from labeltool.models import Category, Example, Review, Run, Tag
-from tests.e2e.conftest import PROJECT, RunningApp, serve
+from tests.e2e.conftest import PROJECT, SAMPLE_PAIR, RunningApp, serve
 
 pytestmark = pytest.mark.e2e
 
 REVIEWER = "run-reviewer"
 #: The sample's category keys: "blurry" is image scope (its tags reach every run's row of the
-#: example), "8-as-1" error scope (its tags stay on the run they were made in).
-CATEGORY_OF_KEY = {"1": "blurry", "3": "8-as-1"}
+#: example), the confusion pair (e.g. "7-as-9") error scope (its tags stay on their run).
+CATEGORY_OF_KEY = {"1": "blurry", "3": SAMPLE_PAIR}
 #: The pause between key presses: an ordinary typing pace.
 GAP_SECONDS = 0.15
 #: Runs in the page before the app: notes each key press with the row on screen (its pk).
@@ -122,7 +122,7 @@ def test_a_link_to_an_earlier_runs_example_tags_that_runs_row(page: Page, app: R
 
     assert _tag_and_move_on(page, ["3"]) == [pk]
     tags, reviews = _tags_and_reviews(app)
-    assert tags == {("1", example_id, "8-as-1")}
+    assert tags == {("1", example_id, SAMPLE_PAIR)}
     assert reviews == [("1", example_id)]
 
 
@@ -148,7 +148,7 @@ def test_the_queue_of_errors_new_since_the_previous_run(page: Page, app: Running
     seen = _tag_and_move_on(page, ["3", "3", "3"])
     assert len(set(seen)) == 3 and set(seen) <= new_errors, seen
     tags, reviews = _tags_and_reviews(app)
-    assert tags == {("2", rows[pk][1], "8-as-1") for pk in seen}
+    assert tags == {("2", rows[pk][1], SAMPLE_PAIR) for pk in seen}
     assert reviews == sorted(("2", rows[pk][1]) for pk in seen)
 
 
