@@ -5,6 +5,7 @@ The page reads files of this machine only inside the operator's import folder
 """
 
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,24 @@ from labeltool.errors import LabeltoolError
 from labeltool.import_folder import images_folder, predictions_file
 from labeltool.importing import import_predictions
 from labeltool.projects import delete_project, dev_error_rate, list_projects
+
+#: The image checks the importer offers, as the page words them.
+CHECK_CHOICES = {"exists": "File exists", "open": "Opens as an image", "none": "Don't check"}
+
+
+def import_progress(bar):
+    """A progress(done, total) callback drawing rows read and rows per second on `bar`."""
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        rate = done / max(time.monotonic() - started, 1e-6)
+        bar.progress(
+            min(1.0, done / total) if total else 1.0,
+            text=f"Imported {done:,} of about {total:,} rows ({rate:,.0f} rows/s)",
+        )
+
+    return progress
+
 
 st.header("Projects")
 show_flash()
@@ -73,6 +92,16 @@ else:
             help="Relative to the import folder. Default: the predictions file's folder; for an "
             "upload, the import folder itself",
         )
+        check = st.segmented_control(
+            "Check each image",
+            CHECK_CHOICES,
+            default="exists",
+            format_func=CHECK_CHOICES.get,
+            key="import_check",
+            help="Before anything is written, each distinct image is looked at once: that its "
+            "file is there, or also that Pillow reads it as an image (slower on many images), "
+            "or not at all.",
+        )
         submitted = st.form_submit_button("Import", type="primary")
 
     if submitted:
@@ -109,16 +138,15 @@ else:
                         upload_name = "predictions.csv"
                     path = Path(folder) / upload_name
                     path.write_bytes(upload.getvalue())
-                bar = st.progress(0.0, text="Checking every row…")
+                bar = st.progress(0.0, text="Reading the file…")
                 with transaction() as session:
                     summary = import_predictions(
                         session,
                         path,
                         project=name.strip(),
                         images_root=images,
-                        progress=lambda done, total: bar.progress(
-                            done / total if total else 1.0, text=f"Writing {done} of {total} rows"
-                        ),
+                        check_images=check or "exists",
+                        progress=import_progress(bar),
                     )
             bar.empty()
             st.session_state[SELECT_PROJECT_KEY] = summary.project

@@ -108,9 +108,17 @@ def _format_option(help: str):
     help="CSV of error categories to create if missing (name[,description,shortcut,colour]).",
 )
 @click.option(
+    "--check-images",
+    type=click.Choice(["exists", "open", "none"]),
+    default="exists",
+    show_default=True,
+    help="How closely each distinct image is checked before anything is written: exists "
+    "(the file or object is there), open (also an image whose header Pillow reads), none.",
+)
+@click.option(
     "--allow-missing-images",
     is_flag=True,
-    help="Import rows whose image file is missing instead of refusing the file.",
+    help="The same as --check-images none: import rows whose image is missing.",
 )
 @click.option(
     "--replace-classes",
@@ -145,6 +153,7 @@ def import_command(
     images_root: str | None,
     classes: str | None,
     categories_file: Path | None,
+    check_images: str,
     allow_missing_images: bool,
     replace_classes: bool,
     run_name: str | None,
@@ -163,14 +172,14 @@ def import_command(
     from labeltool.importing import import_predictions
 
     db = state.database()
-    with db.begin() as session, _progress_bar("writing examples") as progress:
+    with db.begin() as session, _progress_bar("importing") as progress:
         summary = import_predictions(
             session,
             predictions,
             project=project,
             images_root=images_root,
             class_names=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
-            check_images=not allow_missing_images,
+            check_images="none" if allow_missing_images else check_images,
             replace_classes=replace_classes,
             progress=progress,
             run=run_name,
@@ -732,6 +741,9 @@ class _progress_bar:
                 disable=None,
                 leave=False,
             )
+        if total != self.bar.total:  # an estimate that firms up as the file is read
+            self.bar.total = max(total, done)
+            self.bar.refresh()
         self.bar.update(done - self.bar.n)
 
     def __exit__(self, *exc) -> None:

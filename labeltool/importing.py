@@ -1,35 +1,41 @@
-"""Import a predictions file (CSV or Parquet) into a project, all or nothing.
+"""Import a predictions file (CSV or Parquet) into a project, all or nothing, at any size.
 
 Columns: `example_id, image, label, prediction`, optional `confidence`, `prob_<class>` and
-`split`. Every row is checked before anything is written; the first problem is raised as
-`InvalidInput` naming the file, the spreadsheet row (header = row 1) and the column, with a
-count of the other rows that have the same problem. Re-importing the same file changes
-nothing; a changed prediction updates its example and keeps its tags.
+`split`. The file is read in chunks (labeltool.tables) while the previous chunk is written:
+each chunk's rows are checked with vectorised operations, each distinct image is checked once
+by the images root (labeltool.storage) in the background, and the rows go in with the
+database's bulk path (executemany on SQLite, COPY on PostgreSQL), inside a savepoint. A
+problem anywhere rolls it all back and is raised as `InvalidInput` naming the file, the
+spreadsheet row (header = row 1) and the column of its earliest row, with a count of the
+other rows that have the same problem. Re-importing the same file changes nothing; a changed
+prediction updates its example and keeps its tags.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import hashlib
-import io
+import json
 import math
 import os
-import re
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import delete, insert, select, update
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from labeltool import storage, tables
 from labeltool.config import DEFAULT_SPLIT, SPLITS
-from labeltool.errors import InvalidInput, UnsafePath
+from labeltool.errors import ImageUnavailable, InvalidInput, UnsafePath
 from labeltool.limits import (
-    MAX_CELL,
     MAX_EXAMPLE_ID,
-    MAX_HEADER_CELL,
     MAX_LABEL,
     MAX_PROJECT_NAME,
     check_text,
@@ -39,7 +45,8 @@ from labeltool.limits import (
 from labeltool.models import REVIEWED_STATES, Example, Project, ReviewState, utcnow
 from labeltool.projects import dev_error_rate
 from labeltool.runs import FIRST_RUN, carry_over, create_run, find_run
-from labeltool.storage import safe_image_path
+from labeltool.storage import CHECK_DEPTHS, ImageProblem, ImagesRoot
+from labeltool.tables import CHUNK_ROWS, Problems, Table
 
 REQUIRED_COLUMNS = ("example_id", "image", "label", "prediction")
 OPTIONAL_COLUMNS = ("confidence", "split")
@@ -48,7 +55,12 @@ PROB_PREFIX = "prob_"
 #: progress(done, total): called while writing, so the CLI and pages can draw a bar.
 Progress = Callable[[int, int], None]
 
-_CHUNK = 2_000
+#: How closely each distinct image is looked at unless the caller says otherwise.
+DEFAULT_CHECK = "exists"
+#: From this many rows, a first import on SQLite rebuilds the indexes at the end (_Writer).
+BULK_ROWS = 50_000
+
+_PERSON = b"labeltool"
 
 
 @dataclass
@@ -107,27 +119,46 @@ class ImportSummary:
         return text
 
 
+def check_depth(value: str | bool | None) -> str:
+    """The image check depth named by `value`: one of CHECK_DEPTHS (True = the default,
+    False or None = "none")."""
+    if value is True:
+        return DEFAULT_CHECK
+    if value is False or value is None:
+        return "none"
+    if value not in CHECK_DEPTHS:
+        raise ValueError(f"unknown image check {value!r}; use one of: {', '.join(CHECK_DEPTHS)}")
+    return value
+
+
 def import_predictions(
     session: Session,
     path: str | os.PathLike[str],
     *,
     project: str,
-    images_root: str | os.PathLike[str] | None = None,
+    images_root: str | os.PathLike[str] | ImagesRoot | None = None,
     class_names: Sequence[str] | None = None,
-    check_images: bool = True,
+    check_images: str | bool = DEFAULT_CHECK,
     replace_classes: bool = False,
     progress: Progress | None = None,
     run: str | None = None,
     note: str | None = None,
     target_category: str | None = None,
     allow_different_examples: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> ImportSummary:
-    """Read `path`, validate every row, then create or update `project` and its examples.
+    """Read `path` in chunks, check every row, and create or update `project`'s run from it.
 
-    Nothing is written unless every row is valid; the caller's transaction makes the write
-    itself all or nothing. An existing project keeps its class list (new classes may be added
-    after it); a file or `class_names` that would change it is refused unless
-    `replace_classes` says the change is meant.
+    All or nothing: the rows are written as they are read, inside a savepoint, and a problem
+    anywhere in the file (found in any chunk, or by the image check running beside the
+    reader) rolls the savepoint back and raises `InvalidInput` naming the earliest row with
+    it: the database is as it was. `check_images` says how closely each distinct image is
+    looked at, once and in parallel: "exists" (the default), "open" (Pillow reads its
+    header) or "none".
+
+    An existing project keeps its class list (new classes may be added after it); a file or
+    `class_names` that would change it is refused unless `replace_classes` says the change
+    is meant.
 
     The file goes into the project's run called `run` (created when new: a new model
     version), or its latest run without one (a first import creates run "1"). It must hold
@@ -136,161 +167,913 @@ def import_predictions(
     `allow_different_examples`. A reviewed error whose label or prediction changed is marked
     "needs re-review"; a new run starts with the previous run's image tags and reviews of
     the examples misclassified in both (labeltool.runs.carry_over).
+
+    `progress(rows done, rows expected)` is called after each chunk; the expected count is
+    an estimate from the bytes read until the file's end.
     """
     path = Path(path)
+    depth = check_depth(check_images)
     check_text(project, what="a project name", limit=MAX_PROJECT_NAME)
     explicit = [
         check_text(c, what="a class name", limit=MAX_LABEL, file=path.name)
         for c in class_names or ()
     ]
-    root = Path(images_root) if images_root is not None else path.resolve().parent
-    if not root.is_dir():
-        raise InvalidInput(f"images root '{root}' is not a folder", file=str(path))
-    root = root.resolve()
-
-    table = read_table(path)
-    existing_project = session.scalar(select(Project).where(Project.name == project))
-    rows, classes = _validate(
-        table,
-        file=path.name,
-        root=root,
-        explicit_classes=explicit or None,
-        project_classes=existing_project.class_names if existing_project else None,
-        check_images=check_images,
-    )
-    if existing_project is not None and not replace_classes:
-        _check_classes_kept(existing_project, classes, file=path.name, from_columns=not explicit)
-
-    if existing_project is None:
-        existing_project = Project(name=project, class_names=classes, images_root=str(root))
-        session.add(existing_project)
-        session.flush()
-    else:
-        existing_project.class_names = classes
-        existing_project.images_root = str(root)
-    target = find_run(session, project_id=existing_project.id, name=run)
-    previous_id = None
-    new_run = target is None
-    if new_run:
-        latest = find_run(session, project_id=existing_project.id)
-        previous_id = latest.id if latest is not None else None
-        target = create_run(
-            session,
-            project_id=existing_project.id,
-            name=run if run is not None else FIRST_RUN,
-            note=note or "",
-            target_category=target_category,
-        )
-    else:
-        if note is not None:
-            target.note = note
-        if target_category is not None:
-            target.target_category = target_category
-    reference = previous_id if new_run else target.id
-    missing, extra = (
-        _compare_dev_examples(
-            session, reference, rows, file=path.name, allow=allow_different_examples
-        )
-        if reference is not None
-        else ([], [])
-    )
-    inserted, updated, unchanged, rereview = _upsert(
-        session, existing_project.id, target.id, rows, progress
-    )
-    removed = 0
-    if not new_run and allow_different_examples:
-        removed = _remove_examples_not_in(session, target.id, rows)
-    if not new_run and (inserted or updated or removed):
-        target.imported_at = utcnow()
-    carried = (
-        carry_over(session, run_id=target.id, previous_id=previous_id)
-        if new_run and previous_id is not None
-        else 0
-    )
-
-    rate = dev_error_rate(session, project_id=existing_project.id, run_id=target.id)
-    return ImportSummary(
-        project=project,
-        rows=len(rows),
-        inserted=inserted,
-        updated=updated,
-        unchanged=unchanged,
-        dev_examples=rate.dev_examples,
-        misclassified=rate.misclassified,
-        class_names=classes,
-        run=target.name,
-        new_run=new_run,
-        needs_rereview=rereview,
-        carried=carried,
-        removed=removed,
-        missing=len(missing) if new_run else 0,
-        extra=len(extra) if new_run else 0,
-    )
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file as text cells ("" for empty), or raise InvalidInput."""
-    if not path.is_file():
-        raise InvalidInput("file not found", file=str(path))
-    suffix = path.suffix.lower()
     try:
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-            frame = frame.reset_index(drop=True)
-            frame = frame.astype(object).where(frame.notna(), "")
-            frame = frame.map(_cell_text)
-            _check_cells(frame, file=path.name)
-        else:
-            frame = pd.read_csv(
-                path,
-                dtype=str,
-                keep_default_na=False,
-                encoding="utf-8-sig",
-                skipinitialspace=False,
-                # Keep blank lines while reading so row numbers match the file's lines;
-                # they are dropped below.
-                skip_blank_lines=False,
-            )
-            if not isinstance(frame.index, pd.RangeIndex):
-                # Pandas silently takes the first column(s) as an index when the first data
-                # row has more fields than the header, shifting every column.
-                raise InvalidInput(
-                    f"malformed CSV: more fields than the {len(frame.columns)} in the header",
-                    file=path.name,
-                    row=2,
-                )
-            frame = frame.fillna("")
-            _check_cells(frame, file=path.name)
-            frame.columns = _csv_header(path, frame.columns)
-            frame = frame[~(frame == "").all(axis=1)]
-    except UnicodeDecodeError as exc:
-        row, column = _where_not_utf8(path)
-        raise InvalidInput(
-            f"not UTF-8 text ({exc.reason}); save the file as UTF-8",
-            file=path.name,
-            row=row,
-            column=column,
-        ) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise InvalidInput("the file is empty", file=path.name) from exc
-    except pd.errors.ParserError as exc:
-        reason, row = _parser_error(str(exc))
-        raise InvalidInput(f"malformed CSV: {reason}", file=path.name, row=row) from exc
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read the file: {exc}", file=path.name) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return _drop_unnamed_columns(frame, file=path.name)
+        root = storage.images_root(
+            images_root if images_root is not None else path.resolve().parent
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(exc.reason, file=str(path)) from None
+    if root.is_local and not Path(root.url).is_dir():
+        raise InvalidInput(f"images root '{root.url}' is not a folder", file=str(path))
+
+    table = Table(path, chunk_rows=chunk_rows)
+    header = _Header.of(table, explicit or None)
+    with session.begin_nested():
+        return _Import(
+            session,
+            table,
+            header,
+            root=root,
+            depth=depth,
+            project=project,
+            replace_classes=replace_classes,
+            progress=progress,
+            run=run,
+            note=note,
+            target_category=target_category,
+            allow_different_examples=allow_different_examples,
+        ).run()
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A whole CSV or Parquet file as text cells (labeltool.tables.read_table)."""
+    return tables.read_table(path)
 
 
 def shuffle_key(example_id: str) -> int:
     """A fixed pseudo-random 63-bit number for `example_id`: sorting by it is a fair sample."""
-    digest = hashlib.blake2b(example_id.encode(), digest_size=8, person=b"labeltool").digest()
+    digest = hashlib.blake2b(example_id.encode(), digest_size=8, person=_PERSON).digest()
     return int.from_bytes(digest, "big") >> 1
+
+
+def shuffle_keys(example_ids: Sequence[str]) -> list[int]:
+    """`shuffle_key` of each id (the same numbers, without a Python call per id)."""
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    return [
+        from_bytes(blake2b(i.encode(), digest_size=8, person=_PERSON).digest(), "big") >> 1
+        for i in example_ids
+    ]
 
 
 def natural_order(name: str):
     """Sort "2" before "10", and names alphabetically."""
     return (0, int(name), "") if name.isascii() and name.isdigit() else (1, 0, name)
+
+
+# --- the header ------------------------------------------------------------------------
+
+
+@dataclass
+class _Header:
+    """What the header says: the probability columns and, if named, the classes."""
+
+    prob_columns: list[str]
+    prob_classes: list[str]
+    #: --classes, else the prob_ columns' classes, else None (the labels say).
+    known_classes: list[str] | None
+    has_confidence: bool
+    has_split: bool
+    #: Whether the classes were given (--classes) rather than read from the header.
+    explicit: bool
+
+    @classmethod
+    def of(cls, table: Table, explicit: list[str] | None) -> _Header:
+        columns = table.columns
+        for column in REQUIRED_COLUMNS:
+            if column not in columns:
+                raise InvalidInput(
+                    "required column is missing (the header has: "
+                    f"{', '.join(columns) or 'nothing'})",
+                    file=table.file,
+                    row=1,
+                    column=column,
+                )
+        prob_columns = [
+            c for c in columns if c.startswith(PROB_PREFIX) and len(c) > len(PROB_PREFIX)
+        ]
+        for column in prob_columns:
+            check_text(
+                column[len(PROB_PREFIX) :],
+                what="a class name",
+                limit=MAX_LABEL,
+                file=table.file,
+                row=1,
+                column=shown(column)[1:-1],
+            )
+        prob_classes = [c[len(PROB_PREFIX) :] for c in prob_columns]
+        return cls(
+            prob_columns=prob_columns,
+            prob_classes=prob_classes,
+            known_classes=explicit or prob_classes or None,
+            has_confidence="confidence" in columns,
+            has_split="split" in columns,
+            explicit=bool(explicit),
+        )
+
+
+# --- reading and checking the rows -----------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    """One chunk's rows, checked and ready to write (column lists in file order)."""
+
+    rows: int
+    example_id: list[str]
+    image: list[str]
+    label: list[str]
+    prediction: list[str]
+    confidence: list[float | None]
+    probabilities: list[str | None]
+    split: list[str]
+    is_error: list[bool]
+    #: Rows read so far (this chunk's included), and the file's expected rows.
+    done: int = 0
+    expected: int = 0
+
+
+class _Reader:
+    """Checks each chunk's rows (vectorised) and turns them into a `_Chunk`.
+
+    Problems go to `problems` and reading goes on, so the earliest problem of the whole
+    file is reported with how many rows share it. Each distinct image is handed to the
+    checker once.
+    """
+
+    def __init__(self, table: Table, header: _Header, checker: _ImageChecker) -> None:
+        self.table, self.header, self.checker = table, header, checker
+        self.problems = Problems(table.file)
+        #: example_id -> the spreadsheet row where it first appears.
+        self.first_row: dict[str, int] = {}
+        #: The dev example ids in the file's order (for the comparison with the last run).
+        self.dev_ids: list[str] = []
+        self.seen_classes: set[str] = set()
+        #: raw image cell -> its safe path, or None when it is refused.
+        self._images: dict[str, str | None] = {}
+        #: safe path -> (first row, rows naming it).
+        self.image_rows: dict[str, list[int]] = {}
+        self.rows = 0
+
+    def chunks(self) -> Iterator[_Chunk]:
+        for frame in self.table.chunks():
+            chunk = self._checked(frame)
+            self.rows += chunk.rows
+            chunk.done, chunk.expected = self.rows, self.table.estimated_rows()
+            yield chunk
+
+    def _checked(self, frame: pd.DataFrame) -> _Chunk:
+        header, problems = self.header, self.problems
+        rows = frame.index.to_numpy() + 2
+        text = {c: _trimmed(frame[c]) for c in REQUIRED_COLUMNS}
+        arrays = {c: text[c].to_numpy() for c in REQUIRED_COLUMNS}
+        for column in REQUIRED_COLUMNS:
+            problems.add_mask(
+                arrays[column] == "",
+                rows,
+                column=column,
+                check="empty",
+                message=lambda _i: "is empty",
+            )
+        for column, limit in (
+            ("example_id", MAX_EXAMPLE_ID),
+            ("label", MAX_LABEL),
+            ("prediction", MAX_LABEL),
+        ):
+            values = arrays[column]
+            problems.add_mask(
+                _has_control(text[column]),
+                rows,
+                column=column,
+                check="control",
+                message=lambda i, v=values: (
+                    f"cannot hold the control character {control_character(v[i])} ({shown(v[i])})"
+                ),
+            )
+            problems.add_mask(
+                text[column].str.len().to_numpy() > limit,
+                rows,
+                column=column,
+                check="length",
+                message=lambda i, v=values, n=limit: (
+                    f"has at most {n} characters, not {len(v[i]):,} ({shown(v[i])})"
+                ),
+            )
+
+        ids = arrays["example_id"].tolist()
+        self._check_repeated_ids(ids, rows.tolist())
+
+        labels, predictions = text["label"], text["prediction"]
+        known = header.known_classes
+        if known:
+            known_set = set(known)
+            for column, values in (("label", labels), ("prediction", predictions)):
+                array = values.to_numpy()
+                problems.add_mask(
+                    ~values.isin(known_set).to_numpy() & (array != ""),
+                    rows,
+                    column=column,
+                    check="unknown",
+                    message=lambda i, a=array: (
+                        f"unknown label {shown(a[i])} (known classes: {_listed(known)})"
+                    ),
+                )
+        else:
+            self.seen_classes.update(labels.unique().tolist())
+            self.seen_classes.update(predictions.unique().tolist())
+
+        confidence = (
+            self._numbers(frame["confidence"], "confidence", rows)
+            if header.has_confidence
+            else None
+        )
+        probabilities = [
+            self._numbers(frame[column], column, rows) for column in header.prob_columns
+        ]
+
+        if header.has_split:
+            split = _trimmed(frame["split"]).replace("", DEFAULT_SPLIT)
+            problems.add_mask(
+                ~split.isin(SPLITS).to_numpy(),
+                rows,
+                column="split",
+                check="split",
+                message=lambda i, s=split.to_numpy(): (
+                    f"unknown split {shown(s[i])} (use one of: {', '.join(SPLITS)})"
+                ),
+            )
+            split_list = split.tolist()
+        else:
+            split_list = [DEFAULT_SPLIT] * len(frame)
+        if header.has_split:
+            self.dev_ids.extend(i for i, s in zip(ids, split_list, strict=True) if s == "dev")
+        else:
+            self.dev_ids.extend(ids)
+
+        images = self._images_of(text["image"], rows)
+
+        label_list, prediction_list = labels.tolist(), predictions.tolist()
+        is_error = (labels.to_numpy() != predictions.to_numpy()).tolist()
+        if probabilities and (confidence is None or np.isnan(confidence).any()):
+            own = _confidence_from(predictions, header.prob_classes, probabilities)
+            confidence = (
+                own if confidence is None else np.where(np.isnan(confidence), own, confidence)
+            )
+        return _Chunk(
+            rows=len(frame),
+            example_id=ids,
+            image=images,
+            label=label_list,
+            prediction=prediction_list,
+            confidence=(_optional(confidence) if confidence is not None else [None] * len(frame)),
+            probabilities=(
+                _probabilities_json(header.prob_classes, probabilities, frame, header)
+                if probabilities
+                else [None] * len(frame)
+            ),
+            split=split_list,
+            is_error=is_error,
+        )
+
+    def _check_repeated_ids(self, ids: list[str], rows: list[int]) -> None:
+        first_row = self.first_row
+        repeated = 0
+        message = None
+        at = None
+        for example_id, row in zip(ids, rows, strict=True):
+            first = first_row.setdefault(example_id, row)
+            if first != row and example_id:
+                repeated += 1
+                if at is None:
+                    at = row
+                    message = (
+                        f"example_id {shown(example_id)} appears twice in the file "
+                        f"(first in row {first})"
+                    )
+        if repeated:
+            self.problems.add(
+                message, row=at, column="example_id", check="repeated", count=repeated
+            )
+
+    def _numbers(self, cells: pd.Series, column: str, rows: np.ndarray) -> np.ndarray:
+        """A probability-like column as floats in [0, 1], NaN for an empty cell."""
+        values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float)
+        suspect = np.isnan(values) | (values < 0) | (values > 1)
+        if suspect.any():
+            raw = cells.to_numpy()
+            empty = np.zeros(len(values), dtype=bool)
+            positions = np.flatnonzero(suspect)
+            empty[positions] = [raw[p].strip() == "" for p in positions]
+            bad = suspect & ~empty
+            self.problems.add_mask(
+                bad,
+                rows,
+                column=column,
+                check="number",
+                message=lambda i: f"{shown(raw[i].strip())} is not a probability between 0 and 1",
+            )
+            values = np.where(empty, np.nan, values)
+        return values
+
+    def _images_of(self, cells: pd.Series, rows: np.ndarray) -> list[str]:
+        """Each row's image as a safe relative path; new distinct images go to the checker."""
+        known = self._images
+        fresh: list[str] = []
+        reasons: dict[str, str] = {}
+        for raw in cells.unique().tolist():
+            if raw in known or raw == "":
+                continue
+            try:
+                safe = storage.safe_image_path(raw)
+            except ValueError as exc:
+                known[raw] = None
+                reasons[raw] = str(exc)
+                continue
+            known[raw] = safe
+            if safe not in self.image_rows:
+                fresh.append(safe)
+        safe_cells = cells.map(known)
+        refused = safe_cells.isna().to_numpy() & (cells.to_numpy() != "")
+        if refused.any():
+            raw_cells = cells.to_numpy()
+            self.problems.add_mask(
+                refused,
+                rows,
+                column="image",
+                check="unsafe",
+                error=UnsafePath,
+                message=lambda i: (
+                    f"image path {reasons.get(raw_cells[i]) or _why_unsafe(raw_cells[i])}"
+                ),
+            )
+        present = safe_cells.dropna()
+        firsts = present.drop_duplicates()
+        counts = present.value_counts()
+        for image, index in zip(firsts.tolist(), firsts.index.tolist(), strict=True):
+            entry = self.image_rows.get(image)
+            if entry is None:
+                # The index numbers the file's records: spreadsheet row = index + 2.
+                self.image_rows[image] = [int(index) + 2, int(counts[image])]
+            else:
+                entry[1] += int(counts[image])
+        self.checker.submit(fresh)
+        if refused.any() or present.size < len(safe_cells):  # refused or empty cells
+            return [v if isinstance(v, str) else "" for v in safe_cells.tolist()]
+        return safe_cells.tolist()
+
+
+def _why_unsafe(raw: str) -> str:
+    try:
+        storage.safe_image_path(raw)
+    except ValueError as exc:
+        return str(exc)
+    return "is refused"
+
+
+class _ImageChecker:
+    """Looks at each distinct image once, beside the reader: `submit` hands over images
+    as they first appear, `problems()` waits for the answers."""
+
+    def __init__(self, root: ImagesRoot, depth: str, file: str) -> None:
+        self.root, self.depth, self.file = root, depth, file
+        self._pool = ThreadPoolExecutor(max_workers=1) if depth != "none" else None
+        self._futures: list = []
+        self.checked = 0
+
+    def submit(self, images: list[str]) -> None:
+        if self._pool is None or not images:
+            return
+        self.checked += len(images)
+        self._futures.append(self._pool.submit(self.root.check, images, depth=self.depth))
+
+    def problems(self) -> dict[str, ImageProblem]:
+        found: dict[str, ImageProblem] = {}
+        try:
+            for future in self._futures:
+                found.update(future.result())
+        except ImageUnavailable as exc:
+            raise InvalidInput(str(exc), file=self.file) from None
+        return found
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _report_images(
+    problems: Problems,
+    found: dict[str, ImageProblem],
+    image_rows: dict[str, list[int]],
+    root: ImagesRoot,
+) -> None:
+    for image, problem in found.items():
+        first, count = image_rows[image]
+        if problem.kind == "outside":
+            problems.add(
+                f"image '{image}' leads outside the images root '{root.url}'"
+                + (f" ({problem.reason})" if problem.reason else ""),
+                row=first,
+                column="image",
+                check="image outside",
+                error=UnsafePath,
+                count=count,
+            )
+        elif problem.kind == "missing":
+            problems.add(
+                f"image file not found: '{problem.location}' (is --images-root right?)",
+                row=first,
+                column="image",
+                check="image missing",
+                count=count,
+            )
+        else:
+            problems.add(
+                f"image file cannot be read: '{problem.location}' ({problem.reason})",
+                row=first,
+                column="image",
+                check="image unreadable",
+                count=count,
+            )
+
+
+def _trimmed(cells: pd.Series) -> pd.Series:
+    """`cells` without surrounding whitespace (the same Series when none has any)."""
+    array = pa.array(cells.to_numpy(dtype=object), type=pa.string())
+    trimmed = pc.utf8_trim_whitespace(array)
+    if pc.all(pc.equal(array, trimmed)).as_py() is not False:
+        return cells
+    return pd.Series(trimmed.to_numpy(zero_copy_only=False), index=cells.index, dtype=object)
+
+
+#: labeltool.limits.CONTROL in RE2's words (Arrow strings are valid UTF-8: no surrogates).
+_CONTROL_RE2 = "[\\x00-\\x1f\\x7f-\\x{9f}\\x{2028}\\x{2029}]"
+
+
+def _has_control(cells: pd.Series) -> np.ndarray:
+    array = pa.array(cells.to_numpy(dtype=object), type=pa.string())
+    found = pc.match_substring_regex(array, _CONTROL_RE2)
+    return found.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _optional(values: np.ndarray) -> list[float | None]:
+    """Floats as a list, NaN as None."""
+    if not np.isnan(values).any():
+        return values.tolist()
+    return np.where(np.isnan(values), None, values).tolist()
+
+
+def _confidence_from(
+    predictions: pd.Series, classes: list[str], probabilities: list[np.ndarray]
+) -> np.ndarray:
+    """Each row's probability of its own prediction (NaN where there is none)."""
+    confidence = np.full(len(predictions), np.nan)
+    array = predictions.to_numpy()
+    for name, values in zip(classes, probabilities, strict=True):
+        mask = array == name
+        confidence[mask] = values[mask]
+    return confidence
+
+
+#: A cell that is already a JSON number, so it can go into the stored JSON as written.
+_JSON_NUMBER_RE2 = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+
+
+def _probabilities_json(
+    classes: list[str], values: list[np.ndarray], frame: pd.DataFrame, header: _Header
+) -> list[str | None]:
+    """Each row's `{class: probability}` as the JSON text the database stores, built with
+    Arrow's string kernels; a row with an empty cell leaves that class out (None if all)."""
+    missing = np.zeros(len(frame), dtype=bool)
+    for column in values:
+        missing |= np.isnan(column)
+    parts: list[pa.Array] = []
+    for position, (name, column, number) in enumerate(
+        zip(classes, header.prob_columns, values, strict=True)
+    ):
+        cells = pa.array(frame[column].to_numpy(dtype=object), type=pa.string())
+        cells = pc.utf8_trim_whitespace(cells)
+        as_json = pc.match_substring_regex(cells, _JSON_NUMBER_RE2)
+        if not pc.all(as_json).as_py():
+            exact = np.asarray(as_json.to_numpy(zero_copy_only=False), dtype=bool)
+            texts = np.asarray(cells.to_numpy(zero_copy_only=False), dtype=object)
+            redo = np.flatnonzero(~exact & ~np.isnan(number))
+            texts[redo] = [repr(float(number[i])) for i in redo]
+            texts[np.isnan(number)] = "null"
+            cells = pa.array(texts, type=pa.string())
+        key = json.dumps(name)
+        parts.append(pa.scalar(("{" if position == 0 else ", ") + key + ": "))
+        parts.append(cells)
+    parts.append(pa.scalar("}"))
+    joined = pc.binary_join_element_wise(*parts, "").to_numpy(zero_copy_only=False).tolist()
+    for i in np.flatnonzero(missing):
+        kept = {
+            name: float(column[i])
+            for name, column in zip(classes, values, strict=True)
+            if not np.isnan(column[i])
+        }
+        joined[i] = json.dumps(kept) if kept else None
+    return joined
+
+
+def _read_ahead(items: Iterator[_Chunk]) -> Iterator[_Chunk]:
+    """`items`, produced one ahead in a thread: the next chunk is read and checked while
+    this one is written."""
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, done))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+
+    worker = threading.Thread(target=work, name="labeltool-import-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = handoff.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+# --- writing ---------------------------------------------------------------------------
+
+#: The columns the importer writes (the rest keep their defaults).
+_WRITTEN = (
+    "example_id",
+    "image",
+    "label",
+    "prediction",
+    "confidence",
+    "probabilities",
+    "split",
+    "is_error",
+)
+
+
+class _Writer:
+    """Inserts new examples in bulk: sqlite3's executemany on SQLite, COPY on PostgreSQL,
+    SQLAlchemy's insertmanyvalues elsewhere. Updates changed ones by primary key.
+
+    For a large first import on SQLite, the examples' secondary indexes and the data-version
+    insert trigger are dropped inside the transaction and made again at the end (one sort
+    instead of a B-tree insert per row per index; one version bump instead of one per row).
+    A rollback brings them back with everything else.
+    """
+
+    def __init__(self, session: Session, project_id: int, run_id: int) -> None:
+        self.session = session
+        self.project_id, self.run_id = project_id, run_id
+        self.dialect = session.get_bind().dialect.name
+        self.now = utcnow()
+        self._rebuild: list[str] = []
+        self._bulk = False
+
+    def start_bulk(self) -> None:
+        """Drop the examples' secondary indexes and insert trigger until `finish`."""
+        if self.dialect != "sqlite":
+            return
+        connection = self.session.connection()
+        made = connection.execute(
+            text(
+                "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'examples' AND "
+                "sql IS NOT NULL AND (type = 'index' OR (type = 'trigger' AND name = :name))"
+            ),
+            {"name": _INSERT_TRIGGER},
+        ).all()
+        for kind, name, sql in made:
+            connection.execute(text(f'DROP {kind.upper()} "{name}"'))
+            self._rebuild.append(sql)
+        self._bulk = True
+
+    def insert(self, chunk: _Chunk, positions: Sequence[int] | None = None) -> None:
+        columns = [getattr(chunk, c) for c in _WRITTEN]
+        if positions is not None:
+            columns = [[column[i] for i in positions] for column in columns]
+        ids = columns[0]
+        if not ids:
+            return
+        keys = shuffle_keys(ids)
+        if self.dialect == "sqlite":
+            self._insert_sqlite(columns, keys)
+        elif self.dialect == "postgresql":
+            self._insert_postgresql(columns, keys)
+        else:
+            names = [*_WRITTEN, "shuffle_key"]
+            self.session.execute(
+                insert(Example),
+                [
+                    {
+                        **dict(zip(names, values, strict=True)),
+                        "probabilities": json.loads(values[5]) if values[5] else None,
+                        "project_id": self.project_id,
+                        "run_id": self.run_id,
+                    }
+                    for values in zip(*columns, keys, strict=True)
+                ],
+            )
+
+    def _insert_sqlite(self, columns: list[list], keys: list[int]) -> None:
+        dialect = self.session.get_bind().dialect
+        stamp = Example.__table__.c.updated_at.type.bind_processor(dialect)
+        now = stamp(self.now) if stamp else self.now.isoformat(" ")
+        raw = self.session.connection().connection.dbapi_connection
+        statement = (
+            "INSERT INTO examples (project_id, run_id, example_id, image, label, prediction, "
+            "confidence, probabilities, split, is_error, shuffle_key, comment, review_state, "
+            f"updated_at) VALUES ({int(self.project_id)}, {int(self.run_id)}, "
+            f"?, ?, ?, ?, ?, ?, ?, ?, ?, '', '{ReviewState.UNREVIEWED.value}', '{now}')"
+        )
+        raw.cursor().executemany(statement, zip(*columns, keys, strict=True))
+
+    def _insert_postgresql(self, columns: list[list], keys: list[int]) -> None:
+        raw = self.session.connection().connection.dbapi_connection
+        project_id, run_id, now, state = (
+            self.project_id,
+            self.run_id,
+            self.now,
+            ReviewState.UNREVIEWED.value,
+        )
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(
+                "COPY examples (project_id, run_id, example_id, image, label, prediction, "
+                "confidence, probabilities, split, is_error, shuffle_key, comment, review_state, "
+                "updated_at) FROM STDIN"
+            ) as copy,
+        ):
+            for values in zip(*columns, keys, strict=True):
+                copy.write_row((project_id, run_id, *values, "", state, now))
+
+    def update(self, changes: list[dict]) -> None:
+        # Rows with and without a new review state go in separate batches (one statement
+        # shape each).
+        for with_state in (True, False):
+            batch = [r for r in changes if ("review_state" in r) == with_state]
+            for start in range(0, len(batch), _UPDATE_BATCH):
+                self.session.execute(update(Example), batch[start : start + _UPDATE_BATCH])
+
+    def finish(self) -> None:
+        """Make the dropped indexes and trigger again, and bump the data version once."""
+        if not self._bulk:
+            return
+        connection = self.session.connection()
+        connection.exec_driver_sql("PRAGMA threads = 2")
+        for sql in self._rebuild:
+            connection.exec_driver_sql(sql)
+        connection.execute(
+            text("UPDATE projects SET data_version = random() WHERE id = :id"),
+            {"id": self.project_id},
+        )
+        self._bulk = False
+
+
+_INSERT_TRIGGER = "lt_version_examples_insert"
+_UPDATE_BATCH = 2_000
+
+
+# --- one import ------------------------------------------------------------------------
+
+
+class _Import:
+    def __init__(
+        self,
+        session: Session,
+        table: Table,
+        header: _Header,
+        *,
+        root: ImagesRoot,
+        depth: str,
+        project: str,
+        replace_classes: bool,
+        progress: Progress | None,
+        run: str | None,
+        note: str | None,
+        target_category: str | None,
+        allow_different_examples: bool,
+    ) -> None:
+        self.session, self.table, self.header = session, table, header
+        self.root, self.depth = root, depth
+        self.project_name, self.replace_classes = project, replace_classes
+        self.progress = progress
+        self.run_name, self.note, self.target_category = run, note, target_category
+        self.allow = allow_different_examples
+        self.file = table.file
+
+    def run(self) -> ImportSummary:
+        session, header = self.session, self.header
+        project = session.scalar(select(Project).where(Project.name == self.project_name))
+        if project is None:
+            project = Project(
+                name=self.project_name,
+                class_names=list(header.known_classes or []),
+                images_root=self.root.url,
+            )
+            session.add(project)
+            session.flush()
+        project_classes = list(project.class_names or [])
+        project.images_root = self.root.url
+
+        target = find_run(session, project_id=project.id, name=self.run_name)
+        previous_id = None
+        new_run = target is None
+        if new_run:
+            latest = find_run(session, project_id=project.id)
+            previous_id = latest.id if latest is not None else None
+            target = create_run(
+                session,
+                project_id=project.id,
+                name=self.run_name if self.run_name is not None else FIRST_RUN,
+                note=self.note or "",
+                target_category=self.target_category,
+            )
+        else:
+            if self.note is not None:
+                target.note = self.note
+            if self.target_category is not None:
+                target.target_category = self.target_category
+        session.flush()
+        reference = previous_id if new_run else target.id
+        known_dev = _dev_example_ids(session, reference) if reference is not None else None
+
+        existing = _existing_examples(session, target.id)
+        writer = _Writer(session, project.id, target.id)
+        if not existing and self._bulk_worth_it(session):
+            writer.start_bulk()
+
+        checker = _ImageChecker(self.root, self.depth, self.file)
+        reader = _Reader(self.table, header, checker)
+        inserted = updated = unchanged = rereview = 0
+        try:
+            for chunk in _read_ahead(reader.chunks()):
+                if not reader.problems:
+                    if existing:
+                        counts = self._upsert(writer, chunk, existing)
+                        inserted += counts[0]
+                        updated += counts[1]
+                        unchanged += counts[2]
+                        rereview += counts[3]
+                    else:
+                        writer.insert(chunk)
+                        inserted += chunk.rows
+                if self.progress:
+                    self.progress(chunk.done, max(chunk.expected, chunk.done))
+            _report_images(reader.problems, checker.problems(), reader.image_rows, self.root)
+        finally:
+            checker.close()
+        if reader.rows == 0:
+            raise InvalidInput("has a header but no rows", file=self.file)
+        reader.problems.raise_first()
+
+        classes = self._classes(header, project_classes, reader.seen_classes)
+        if not self.replace_classes and project_classes:
+            _check_classes_kept(project, classes, file=self.file, from_columns=not header.explicit)
+        project.class_names = classes
+
+        missing, extra = (
+            _compare_dev_examples(known_dev, reader.dev_ids, file=self.file, allow=self.allow)
+            if known_dev is not None
+            else ([], [])
+        )
+        writer.finish()
+        removed = 0
+        if not new_run and self.allow:
+            removed = _remove_examples_not_in(session, target.id, reader.first_row)
+        if not new_run and (inserted or updated or removed):
+            target.imported_at = utcnow()
+        session.flush()
+        carried = (
+            carry_over(session, run_id=target.id, previous_id=previous_id)
+            if new_run and previous_id is not None
+            else 0
+        )
+        rate = dev_error_rate(session, project_id=project.id, run_id=target.id)
+        return ImportSummary(
+            project=self.project_name,
+            rows=reader.rows,
+            inserted=inserted,
+            updated=updated,
+            unchanged=unchanged,
+            dev_examples=rate.dev_examples,
+            misclassified=rate.misclassified,
+            class_names=classes,
+            run=target.name,
+            new_run=new_run,
+            needs_rereview=rereview,
+            carried=carried,
+            removed=removed,
+            missing=len(missing) if new_run else 0,
+            extra=len(extra) if new_run else 0,
+        )
+
+    def _classes(self, header: _Header, project_classes: list[str], seen: set[str]) -> list[str]:
+        if header.known_classes:
+            return list(header.known_classes)
+        classes = list(project_classes)
+        have = set(classes)
+        classes += [c for c in sorted(seen - {""}, key=natural_order) if c not in have]
+        return classes
+
+    def _bulk_worth_it(self, session: Session) -> bool:
+        """A large import into a table that is not much larger: rebuilding the indexes
+        once costs less than keeping them up row by row."""
+        expected = self.table.estimated_rows()
+        if expected < BULK_ROWS:
+            return False
+        present = session.scalar(select(func.count()).select_from(Example)) or 0
+        return expected >= present
+
+    def _upsert(
+        self, writer: _Writer, chunk: _Chunk, existing: dict[str, tuple]
+    ) -> tuple[int, int, int, int]:
+        """Insert the chunk's new examples and update its changed ones; a reviewed error
+        whose label or prediction changed is marked "needs re-review"."""
+        fresh, changes, unchanged, rereview = [], [], 0, 0
+        for i, example_id in enumerate(chunk.example_id):
+            old = existing.get(example_id)
+            if old is None:
+                fresh.append(i)
+                continue
+            pk, review_state, *old_values = old
+            probabilities = chunk.probabilities[i]
+            new_values = (
+                chunk.image[i],
+                chunk.label[i],
+                chunk.prediction[i],
+                chunk.confidence[i],
+                json.loads(probabilities) if probabilities else None,
+                chunk.split[i],
+            )
+            if not any(_differs(a, b) for a, b in zip(old_values, new_values, strict=True)):
+                unchanged += 1
+                continue
+            change = dict(zip(_COMPARED, new_values, strict=True))
+            change.update(id=pk, is_error=chunk.is_error[i])
+            mistake_changed = (old_values[1], old_values[2]) != new_values[1:3]
+            if mistake_changed and chunk.is_error[i] and review_state in REVIEWED_STATES:
+                change["review_state"] = ReviewState.NEEDS_REREVIEW.value
+                rereview += 1
+            changes.append(change)
+        writer.insert(chunk, fresh)
+        writer.update(changes)
+        return len(fresh), len(changes), unchanged, rereview
+
+
+_COMPARED = ("image", "label", "prediction", "confidence", "probabilities", "split")
+
+
+def _existing_examples(session: Session, run_id: int) -> dict[str, tuple]:
+    """The run's examples: example_id -> (pk, review state, *the compared columns)."""
+    return {
+        row[0]: tuple(row[1:])
+        for row in session.execute(
+            select(
+                Example.example_id,
+                Example.id,
+                Example.review_state,
+                *(getattr(Example, c) for c in _COMPARED),
+            ).where(Example.run_id == run_id)
+        )
+    }
+
+
+def _dev_example_ids(session: Session, run_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(Example.example_id)
+            .where(Example.run_id == run_id, Example.split == DEFAULT_SPLIT)
+            .order_by(Example.id)
+        )
+    )
 
 
 # --- private helpers -------------------------------------------------------------------
@@ -321,297 +1104,12 @@ def _listed(names: list[str], most: int = 10) -> str:
     return shown_names + (f", … ({len(names)} in all)" if len(names) > most else "")
 
 
-def _validate(
-    table: pd.DataFrame,
-    *,
-    file: str,
-    root: Path,
-    explicit_classes: list[str] | None,
-    project_classes: list[str] | None,
-    check_images: bool,
-) -> tuple[list[dict], list[str]]:
-    """Check every row; return the rows as dicts ready to write and the class names."""
-    columns = list(table.columns)
-    duplicates = {c for c in columns if columns.count(c) > 1}
-    if duplicates:
-        raise InvalidInput(
-            "appears more than once in the header", file=file, row=1, column=sorted(duplicates)[0]
-        )
-    for column in REQUIRED_COLUMNS:
-        if column not in columns:
-            raise InvalidInput(
-                f"required column is missing (the header has: {', '.join(columns) or 'nothing'})",
-                file=file,
-                row=1,
-                column=column,
-            )
-    if table.empty:
-        raise InvalidInput("has a header but no rows", file=file)
-
-    prob_columns = [c for c in columns if c.startswith(PROB_PREFIX) and len(c) > len(PROB_PREFIX)]
-    prob_classes = [c[len(PROB_PREFIX) :] for c in prob_columns]
-    # The frame's index counts the file's records (blank ones included): header = row 1.
-    row_numbers = pd.Series(table.index + 2, index=table.index)
-
-    def fail(mask: pd.Series, column: str, message: Callable[[int], str]) -> None:
-        bad = mask[mask].index
-        if len(bad):
-            first = bad[0]
-            raise InvalidInput(
-                message(first),
-                file=file,
-                row=int(row_numbers[first]),
-                column=column,
-                more=len(bad) - 1,
-            )
-
-    for column in prob_columns:
-        check_text(
-            column[len(PROB_PREFIX) :],
-            what="a class name",
-            limit=MAX_LABEL,
-            file=file,
-            row=1,
-            column=shown(column)[1:-1],
-        )
-    text = {c: table[c].astype(str).str.strip() for c in REQUIRED_COLUMNS}
-    for column in REQUIRED_COLUMNS:
-        fail(text[column] == "", column, lambda _i: "is empty")
-    for column, limit in (
-        ("example_id", MAX_EXAMPLE_ID),
-        ("label", MAX_LABEL),
-        ("prediction", MAX_LABEL),
-    ):
-        fail(
-            text[column].map(lambda v: control_character(v) is not None).astype(bool),
-            column,
-            lambda i, c=column: (
-                f"cannot hold the control character {control_character(text[c][i])} "
-                f"({shown(text[c][i])})"
-            ),
-        )
-        fail(
-            text[column].str.len() > limit,
-            column,
-            lambda i, c=column, n=limit: (
-                f"has at most {n} characters, not {len(text[c][i]):,} ({shown(text[c][i])})"
-            ),
-        )
-
-    repeated = text["example_id"].duplicated(keep="first")
-    fail(
-        repeated,
-        "example_id",
-        lambda i: f"example_id {shown(text['example_id'][i])} appears twice in the file",
-    )
-
-    # Class names: prob_ columns, then --classes, then what the file (and project) hold.
-    known = explicit_classes or prob_classes or None
-    if known:
-        known_set = set(known)
-        for column in ("label", "prediction"):
-            fail(
-                ~text[column].isin(known_set),
-                column,
-                lambda i, c=column: (
-                    f"unknown label {shown(text[c][i])} (known classes: {_listed(known)})"
-                ),
-            )
-        classes = list(known)
-    else:
-        seen = sorted(set(text["label"]) | set(text["prediction"]), key=natural_order)
-        classes = list(project_classes or [])
-        classes += [c for c in seen if c not in set(classes)]
-
-    confidence = _numbers(table, "confidence", file, row_numbers)
-    probabilities = {
-        c: _numbers(table, col, file, row_numbers)
-        for c, col in zip(prob_classes, prob_columns, strict=True)
-    }
-
-    if "split" in columns:
-        split = table["split"].astype(str).str.strip().replace("", DEFAULT_SPLIT)
-        fail(
-            ~split.isin(SPLITS),
-            "split",
-            lambda i: f"unknown split {shown(split[i])} (use one of: {', '.join(SPLITS)})",
-        )
-    else:
-        split = pd.Series(DEFAULT_SPLIT, index=table.index)
-
-    images: list[str] = []
-    for index, raw in text["image"].items():
-        try:
-            images.append(safe_image_path(raw))
-        except ValueError as exc:
-            raise UnsafePath(
-                f"image path {exc}", file=file, row=int(row_numbers[index]), column="image"
-            ) from None
-    if check_images:
-        _check_image_files(images, root=root, file=file, row_numbers=list(row_numbers))
-
-    rows = []
-    labels, predictions, ids = (
-        text["label"].tolist(),
-        text["prediction"].tolist(),
-        text["example_id"].tolist(),
-    )
-    for i, index in enumerate(table.index):
-        probs = {c: probabilities[c][index] for c in prob_classes} if prob_classes else None
-        if probs is not None and any(v is None for v in probs.values()):
-            probs = {c: v for c, v in probs.items() if v is not None} or None
-        conf = confidence[index] if confidence is not None else None
-        if conf is None and probs and predictions[i] in probs:
-            conf = probs[predictions[i]]
-        rows.append(
-            {
-                "example_id": ids[i],
-                "image": images[i],
-                "label": labels[i],
-                "prediction": predictions[i],
-                "confidence": conf,
-                "probabilities": probs,
-                "split": split[index],
-                "is_error": labels[i] != predictions[i],
-            }
-        )
-    return rows, classes
-
-
-def _numbers(table: pd.DataFrame, column: str, file: str, row_numbers: pd.Series):
-    """Parse a probability-like column: floats in [0, 1] or None for empty cells."""
-    if column not in table.columns:
-        return None
-    raw = table[column].astype(str).str.strip()
-    values = pd.to_numeric(raw.replace("", "nan"), errors="coerce")
-    bad = (raw != "") & (values.isna() | (values < 0) | (values > 1))
-    if bad.any():
-        first = bad[bad].index[0]
-        raise InvalidInput(
-            f"{shown(raw[first])} is not a probability between 0 and 1",
-            file=file,
-            row=int(row_numbers[first]),
-            column=column,
-            more=int(bad.sum()) - 1,
-        )
-    return {i: (None if math.isnan(v) else float(v)) for i, v in values.items()}
-
-
-def _check_image_files(images: list[str], *, root: Path, file: str, row_numbers: list[int]):
-    from labeltool.images import check_image, unusable_name  # labeltool.images imports us
-
-    missing, escaping, unreadable = [], [], {}
-    for position, image in enumerate(images):
-        candidate = root / image
-        if reason := unusable_name(candidate):
-            unreadable[position] = reason
-        elif not candidate.is_file():
-            missing.append(position)
-        elif not candidate.resolve().is_relative_to(root):
-            escaping.append(position)  # a symlink that leads out of the images root
-        elif reason := check_image(candidate):
-            unreadable[position] = reason
-    if escaping:
-        first = escaping[0]
-        raise UnsafePath(
-            f"image '{images[first]}' is a link that leads outside the images root '{root}'",
-            file=file,
-            row=row_numbers[first],
-            column="image",
-            more=len(escaping) - 1,
-        )
-    if missing:
-        first = missing[0]
-        raise InvalidInput(
-            f"image file not found: '{root / images[first]}' (is --images-root right?)",
-            file=file,
-            row=row_numbers[first],
-            column="image",
-            more=len(missing) - 1,
-        )
-    if unreadable:
-        first = next(iter(unreadable))
-        raise InvalidInput(
-            f"image file cannot be read: '{root / images[first]}' ({unreadable[first]})",
-            file=file,
-            row=row_numbers[first],
-            column="image",
-            more=len(unreadable) - 1,
-        )
-
-
-def _upsert(
-    session: Session, project_id: int, run_id: int, rows: list[dict], progress: Progress | None
-) -> tuple[int, int, int, int]:
-    """Insert the run's new examples and update its changed ones; a reviewed error whose
-    label or prediction changed is marked "needs re-review". Returns (inserted, updated,
-    unchanged, marked needs re-review)."""
-    compared = ("image", "label", "prediction", "confidence", "probabilities", "split")
-    existing = {
-        row.example_id: row
-        for row in session.execute(
-            select(
-                Example.id,
-                Example.example_id,
-                Example.review_state,
-                *(getattr(Example, c) for c in compared),
-            ).where(Example.run_id == run_id)
-        )
-    }
-    to_insert, to_update, unchanged, rereview = [], [], 0, 0
-    for row in rows:
-        old = existing.get(row["example_id"])
-        if old is None:
-            to_insert.append(
-                {
-                    **row,
-                    "project_id": project_id,
-                    "run_id": run_id,
-                    "shuffle_key": shuffle_key(row["example_id"]),
-                }
-            )
-        elif any(_differs(getattr(old, c), row[c]) for c in compared):
-            change = {**row, "id": old.id}
-            mistake_changed = (old.label, old.prediction) != (row["label"], row["prediction"])
-            if mistake_changed and row["is_error"] and old.review_state in REVIEWED_STATES:
-                change["review_state"] = ReviewState.NEEDS_REREVIEW.value
-                rereview += 1
-            to_update.append(change)
-        else:
-            unchanged += 1
-    total, done = len(to_insert) + len(to_update), 0
-    if progress:
-        progress(0, total)
-    for start in range(0, len(to_insert), _CHUNK):
-        chunk = to_insert[start : start + _CHUNK]
-        session.execute(insert(Example), chunk)
-        done += len(chunk)
-        if progress:
-            progress(done, total)
-    # Rows with and without a new review state go in separate batches (one statement shape).
-    for keys in ({"review_state"}, set()):
-        batch = [r for r in to_update if ("review_state" in r) == bool(keys)]
-        for start in range(0, len(batch), _CHUNK):
-            chunk = batch[start : start + _CHUNK]
-            session.execute(update(Example), chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-    return len(to_insert), len(to_update), unchanged, rereview
-
-
 def _compare_dev_examples(
-    session: Session, run_id: int, rows: list[dict], *, file: str, allow: bool
+    known_in_order: list[str], given_in_order: list[str], *, file: str, allow: bool
 ) -> tuple[list[str], list[str]]:
-    """The dev example ids run `run_id` has and the file lacks, and those the file adds;
-    InvalidInput naming how many and the first few, unless `allow`."""
-    known_in_order = session.scalars(
-        select(Example.example_id)
-        .where(Example.run_id == run_id, Example.split == DEFAULT_SPLIT)
-        .order_by(Example.id)
-    ).all()
+    """The dev example ids the compared run has and the file lacks, and those the file
+    adds; InvalidInput naming how many and the first few, unless `allow`."""
     known = set(known_in_order)
-    given_in_order = [row["example_id"] for row in rows if row["split"] == DEFAULT_SPLIT]
     given = set(given_in_order)
     missing = [i for i in known_in_order if i not in given]  # in the project's order
     extra = [i for i in given_in_order if i not in known]  # in the file's order
@@ -643,9 +1141,8 @@ def _first_ids(ids: list[str], most: int = 3) -> str:
     return ", ".join(shown(i) for i in ids[:most]) + (", …" if len(ids) > most else "")
 
 
-def _remove_examples_not_in(session: Session, run_id: int, rows: list[dict]) -> int:
+def _remove_examples_not_in(session: Session, run_id: int, given: dict[str, int]) -> int:
     """Delete the run's examples the file no longer has (their tags and reviews go too)."""
-    given = {row["example_id"] for row in rows}
     gone = [
         pk
         for pk, example_id in session.execute(
@@ -653,8 +1150,8 @@ def _remove_examples_not_in(session: Session, run_id: int, rows: list[dict]) -> 
         )
         if example_id not in given
     ]
-    for start in range(0, len(gone), _CHUNK):
-        session.execute(delete(Example).where(Example.id.in_(gone[start : start + _CHUNK])))
+    for start in range(0, len(gone), _UPDATE_BATCH):
+        session.execute(delete(Example).where(Example.id.in_(gone[start : start + _UPDATE_BATCH])))
     return len(gone)
 
 
@@ -664,136 +1161,3 @@ def _differs(old, new) -> bool:
     if isinstance(old, dict) and isinstance(new, dict):
         return old.keys() != new.keys() or any(_differs(old[k], new[k]) for k in old)
     return old != new
-
-
-def _check_cells(frame: pd.DataFrame, *, file: str) -> None:
-    """Refuse a header cell or cell over the size limits, a control character in the header,
-    or a NUL anywhere (PostgreSQL cannot store it): before anything else reads the cells."""
-    for position, column in enumerate(frame.columns, start=1):
-        name = str(column)
-        if len(name) > MAX_HEADER_CELL:
-            raise InvalidInput(
-                f"the header cell of column {_column_letters(position)} has {len(name):,} "
-                f"characters; a column name has at most {MAX_HEADER_CELL:,}",
-                file=file,
-                row=1,
-                column=shown(name)[1:-1],
-            )
-        if bad := control_character(name):
-            raise InvalidInput(
-                f"a column name cannot hold the control character {bad}",
-                file=file,
-                row=1,
-                column=shown(name)[1:-1],
-            )
-    for position in range(frame.shape[1]):
-        cells = frame.iloc[:, position].astype(str)
-        name = shown(frame.columns[position])[1:-1]
-        for mask, reason in (
-            (cells.str.len() > MAX_CELL, f"a cell has at most {MAX_CELL:,} characters"),
-            (cells.str.contains("\x00", regex=False), "a cell cannot hold a NUL character"),
-        ):
-            if mask.any():
-                bad = mask[mask].index
-                raise InvalidInput(
-                    reason, file=file, row=int(bad[0]) + 2, column=name, more=len(bad) - 1
-                )
-
-
-def _csv_header(path: Path, parsed: pd.Index) -> list[str]:
-    """The header as written ("" for an empty cell), after checking that no row has fewer
-    fields than the header: pandas fills them in silently, so a file cut short in its last
-    row would import with the missing cells empty.
-
-    Pandas renames a repeated column ("label" -> "label.1") and an empty one ("Unnamed: 3").
-    """
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, [])
-            for offset, record in enumerate(reader):
-                if 0 < len(record) < len(header):
-                    missing = header[len(record)].strip() or _column_letters(len(record) + 1)
-                    raise InvalidInput(
-                        f"is empty: the row stops after {len(record)} of the header's "
-                        f"{len(header)} fields (was the file cut short?)",
-                        file=path.name,
-                        row=offset + 2,
-                        column=shown(missing)[1:-1],
-                    )
-    except csv.Error as exc:
-        raise InvalidInput(f"malformed CSV: {exc}", file=path.name) from None
-    if len(header) != len(parsed):
-        return [str(c) for c in parsed]
-    return [name.strip() for name in header]
-
-
-def _drop_unnamed_columns(frame: pd.DataFrame, *, file: str) -> pd.DataFrame:
-    """Drop columns with an empty header and no values (a spreadsheet's trailing comma);
-    refuse one with values, whose meaning nobody wrote down."""
-    keep = []
-    for position, column in enumerate(frame.columns):
-        if column:
-            keep.append(position)
-            continue
-        cells = frame.iloc[:, position].astype(str).str.strip() != ""
-        if cells.any():
-            raise InvalidInput(
-                f"column {position + 1} has values but no name in the header",
-                file=file,
-                row=1,
-            )
-    frame = frame if len(keep) == frame.shape[1] else frame.iloc[:, keep]
-    columns = list(frame.columns)
-    if repeated := sorted({c for c in columns if columns.count(c) > 1}):
-        raise InvalidInput(
-            "appears more than once in the header",
-            file=file,
-            row=1,
-            column=shown(repeated[0])[1:-1],
-        )
-    return frame
-
-
-def _column_letters(position: int) -> str:
-    """A spreadsheet's name for the 1-based column `position`: 1 -> A, 27 -> AA."""
-    letters = ""
-    while position:
-        position, remainder = divmod(position - 1, 26)
-        letters = chr(ord("A") + remainder) + letters
-    return letters
-
-
-def _where_not_utf8(path: Path) -> tuple[int | None, str | None]:
-    """The spreadsheet row and column of the first byte that is not UTF-8."""
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    try:
-        data.decode("utf-8")
-        return None, None
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start].decode("utf-8")
-    try:
-        # A marker where the bad byte was: the record and field holding it are its place.
-        records = list(csv.reader(io.StringIO(before + "\ufffd")))
-    except csv.Error:
-        return None, None
-    row, index = len(records), len(records[-1]) - 1
-    header = records[0] if row > 1 else []
-    return row, (header[index].strip() if index < len(header) else None)
-
-
-def _parser_error(message: str) -> tuple[str, int | None]:
-    """Pandas' tokenizer message in our words, and the spreadsheet row it is about."""
-    if found := re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message):
-        expected, line, saw = (int(n) for n in found.groups())
-        return f"expected {expected} fields (as in the header), found {saw}", line
-    if found := re.search(r"EOF inside string starting at row (\d+)", message):
-        # Pandas counts from 0 here; the header is row 1.
-        return "a quoted field is never closed (unbalanced quotes)", int(found.group(1)) + 1
-    return message.strip(), None
-
-
-def _cell_text(value) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return repr(value)
-    return str(value)

@@ -13,8 +13,9 @@ Credentials come from the usual environment (AWS_* variables and profiles, Googl
 Azure's own; SSL_CERT_FILE for a company CA), never from the root: the root is stored in
 the database, so a root holding `user:secret@` or a query string (a signed token) is
 refused. Every remote call has a deadline (LABELTOOL_REMOTE_TIMEOUT seconds, default 10)
-and a slow or missing object is an `ImageUnavailable` naming its URL. What an object store says about an object (its size and
-ETag) is kept for INFO_SECONDS, so a page that shows the same images again asks nothing.
+and a slow or missing object is an `ImageUnavailable` naming its URL. What an object store
+says about an object (its size and ETag) is kept for INFO_SECONDS, so a page that shows the
+same images again asks nothing.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from labeltool.categories import create_category, list_categories, load_categories_file
 from labeltool.db import Database
@@ -285,10 +285,15 @@ def test_predictions_importer_refuses_or_imports_exactly(
     def case(data: bytes) -> None:
         path.write_bytes(data)
         with recording_writes(db) as writes, rolled_back(db, writes) as session:
+            examples = session.scalar(select(func.count()).select_from(Example))
             try:
                 import_predictions(session, path, project="fuzz")
             except InvalidInput as error:
-                assert_refused_cleanly(error, writes, path.name)
+                # The importer writes chunks as it reads them, inside a savepoint: a refusal
+                # must leave nothing of the file behind in the caller's still-open session.
+                assert_refused_cleanly(error, [], path.name)
+                assert session.scalar(select(Project).where(Project.name == "fuzz")) is None
+                assert session.scalar(select(func.count()).select_from(Example)) == examples
                 return
             stored = {
                 e.example_id: e

@@ -191,12 +191,12 @@ def test_a_file_name_over_255_bytes_is_refused_with_a_reason(root: Path) -> None
 
 def test_import_refuses_a_bomb_naming_row_and_column(db: Database, root: Path) -> None:
     """Importing predictions whose image is a decompression bomb is refused at its row and
-    the image column, and nothing is stored."""
+    the image column when images are opened (--check-images open), and nothing is stored."""
     _bomb_png(root / "bomb.png", 20_000)
     path = _predictions(root, "digits/seven.png", "bomb.png")
 
     with db.begin() as session, pytest.raises(InvalidInput) as caught:
-        import_predictions(session, path, project="p", images_root=root)
+        import_predictions(session, path, project="p", images_root=root, check_images="open")
 
     assert (caught.value.row, caught.value.column) == (3, "image")
     assert "400,000,000 pixels, more than the 67,108,864" in str(caught.value)

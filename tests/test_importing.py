@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from labeltool.db import Database
 from labeltool.errors import InvalidInput, UnsafePath
-from labeltool.importing import ImportSummary, import_predictions, safe_image_path, shuffle_key
+from labeltool.importing import ImportSummary, import_predictions, shuffle_key
 from labeltool.models import Category, Example, Project, ReviewState, Tag
+from labeltool.storage import safe_image_path
 from tests.conftest import make_rows, table_contents
 
 PROJECT = "run1"
@@ -576,7 +577,31 @@ def test_an_image_file_that_is_not_an_image_is_refused(db: Database, project_fol
     path = project_folder / "bad.csv"
     path.write_bytes(lines(OK_2, OK_3, "ex0002,images/broken.png,fox,cat,0.7"))
 
-    _assert_refused(db, path, error=InvalidInput, row=4, column="image", words="cannot be read")
+    _assert_refused(
+        db,
+        path,
+        error=InvalidInput,
+        row=4,
+        column="image",
+        words="cannot be read",
+        check_images="open",
+    )
+
+
+def test_the_default_check_finds_missing_images_without_opening_any(
+    db: Database, project_folder: Path
+) -> None:
+    """`exists`, the default, only asks whether each image is there: a file that is not an
+    image imports (the review screen says so when it is shown), a missing one is refused."""
+    (project_folder / "images" / "broken.png").write_text("this is not a PNG")
+    path = project_folder / "more.csv"
+    path.write_bytes(lines(OK_2, OK_3, "ex0002,images/broken.png,fox,cat,0.7"))
+    with db.begin() as session:
+        import_predictions(session, path, project="default-check")
+
+    path.write_bytes(lines(OK_2, OK_3, "ex0002,images/gone.png,fox,cat,0.7"))
+    with db.begin() as session, pytest.raises(InvalidInput, match="image file not found"):
+        import_predictions(session, path, project="default-check-2")
 
 
 def test_bad_file_under_a_new_project_name_creates_no_project(
@@ -689,6 +714,7 @@ def _assert_refused(
     row: int | None,
     column: str | None,
     words: str,
+    **options,
 ) -> None:
     """Importing `path` raises `error` at row/column, and commits nothing even if the caller
     swallows the error and commits its transaction."""
@@ -696,7 +722,7 @@ def _assert_refused(
     assert before["examples"], "a good file should have been imported first"
 
     with db.begin() as session, pytest.raises(error) as caught:
-        import_predictions(session, path, project=PROJECT)
+        import_predictions(session, path, project=PROJECT, **options)
 
     message = str(caught.value)
     where = ", ".join(

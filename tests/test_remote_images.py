@@ -403,13 +403,6 @@ def test_an_unreachable_s3_root_is_one_message_not_one_per_image(
 
 # --- importing a project whose images are in S3 ------------------------------------------
 
-_IMPORTER = pytest.mark.xfail(
-    strict=True,
-    reason="labeltool/importing.py does not take its images root from labeltool.storage yet "
-    "(the importer rewrite wires it); this test then passes and the mark must go",
-)
-
-
 def _predictions(tmp_path: Path, images: list[str]) -> Path:
     path = tmp_path / "predictions.csv"
     rows = ["example_id,image,label,prediction"]
@@ -418,7 +411,6 @@ def _predictions(tmp_path: Path, images: list[str]) -> Path:
     return path
 
 
-@_IMPORTER
 def test_import_predictions_with_an_s3_images_root(
     requests: Requests, db: Database, tmp_path: Path
 ) -> None:
@@ -439,7 +431,6 @@ def test_import_predictions_with_an_s3_images_root(
     assert f"{ROOT}/images/gone.png" in str(caught.value)
 
 
-@_IMPORTER
 def test_the_cli_imports_an_s3_root_and_refuses_one_with_credentials(
     requests: Requests, tmp_path: Path
 ) -> None:
