@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from labeltool import storage
 from labeltool.db import Database
-from labeltool.errors import ImageUnavailable, InvalidInput
+from labeltool.errors import ImageUnavailable, InvalidInput, UnsafePath
 from labeltool.images import load_image
 from labeltool.models import Project
 from labeltool.renditions import RenditionCache
@@ -403,6 +403,7 @@ def test_an_unreachable_s3_root_is_one_message_not_one_per_image(
 
 # --- importing a project whose images are in S3 ------------------------------------------
 
+
 def _predictions(tmp_path: Path, images: list[str]) -> Path:
     path = tmp_path / "predictions.csv"
     rows = ["example_id,image,label,prediction"]
@@ -429,6 +430,34 @@ def test_import_predictions_with_an_s3_images_root(
     with pytest.raises(InvalidInput, match="row 3") as caught, db.begin() as session:
         import_predictions(session, bad, project="remote", images_root=ROOT)
     assert f"{ROOT}/images/gone.png" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "words"),
+    [
+        ("../secret/x.png", UnsafePath, "points outside the images root"),
+        ("/secret/x.png", UnsafePath, "is an absolute path"),
+        ("s3://other-bucket/x.png", UnsafePath, "leads outside the images root"),
+        ("images/red.png?versionId=1", InvalidInput, "cannot be read"),
+    ],
+)
+def test_import_refuses_hostile_paths_on_an_s3_root(
+    requests: Requests, db: Database, tmp_path: Path, image: str, error: type, words: str
+) -> None:
+    """A predictions file naming images outside an s3:// root is refused at that row and the
+    image column, nothing is imported, and nothing outside the root is ever requested."""
+    from labeltool.importing import import_predictions
+
+    path = _predictions(tmp_path, ["images/red.png", "images/photo.jpg", image])
+    with pytest.raises(error) as caught, db.begin() as session:
+        import_predictions(session, path, project="hostile", images_root=ROOT)
+
+    assert (caught.value.row, caught.value.column) == (4, "image"), str(caught.value)
+    assert words in str(caught.value)
+    with db.begin() as session:
+        assert session.scalar(select(Project.name).where(Project.name == "hostile")) is None
+    assert all(p.startswith(f"/{BUCKET}") for p in requests.paths())
+    assert not [p for p in requests.paths() if "secret" in p or "other-bucket" in p]
 
 
 def test_the_cli_imports_an_s3_root_and_refuses_one_with_credentials(
