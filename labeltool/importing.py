@@ -187,7 +187,7 @@ def import_predictions(
     if root.is_local and not Path(root.url).is_dir():
         raise InvalidInput(f"images root '{root.url}' is not a folder", file=str(path))
 
-    table = Table(path, chunk_rows=chunk_rows)
+    table = Table(path, chunk_rows=chunk_rows, problems=Problems(path.name))
     header = _Header.of(table, explicit or None)
     with session.begin_nested():
         return _Import(
@@ -313,7 +313,9 @@ class _Reader:
 
     def __init__(self, table: Table, header: _Header, checker: _ImageChecker) -> None:
         self.table, self.header, self.checker = table, header, checker
-        self.problems = Problems(table.file)
+        self.problems = table.problems
+        #: Distinct safe image paths handed to the checker.
+        self._queued: set[str] = set()
         #: example_id -> the spreadsheet row where it first appears.
         self.first_row: dict[str, int] = {}
         #: The dev example ids in the file's order (for the comparison with the last run).
@@ -500,7 +502,8 @@ class _Reader:
                 reasons[raw] = str(exc)
                 continue
             known[raw] = safe
-            if safe not in self.image_rows:
+            if safe not in self._queued:  # spelled differently, e.g. "./a.png" and "a.png"
+                self._queued.add(safe)
                 fresh.append(safe)
         safe_cells = cells.map(known)
         refused = safe_cells.isna().to_numpy() & (cells.to_numpy() != "")

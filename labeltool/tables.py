@@ -142,12 +142,23 @@ class Problems:
 class Table:
     """A CSV or Parquet file read as text cells, in chunks (see the module's docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        chunk_rows: int = CHUNK_ROWS,
+        problems: Problems | None = None,
+    ) -> None:
+        """`problems`: where the cell checks report (a reader's own collector, so that cell
+        and row problems compete for the earliest row); without one, `chunks()` raises the
+        earliest cell problem once the file is read."""
         self.path = Path(path)
         self.file = self.path.name
         self.chunk_rows = max(1, int(chunk_rows))
         if not self.path.is_file():
             raise InvalidInput("file not found", file=str(self.path))
+        self.problems = problems if problems is not None else Problems(self.file)
+        self._own_problems = problems is None
         self.size = self.path.stat().st_size
         self.parquet = self.path.suffix.lower() in PARQUET_SUFFIXES
         self.bytes_read = 0
@@ -242,6 +253,8 @@ class Table:
             frame.columns = self.columns
             if len(frame):
                 yield frame
+        if self._own_problems:
+            self.problems.raise_first()
 
     def _refuse_unnamed_values(self, frame: pd.DataFrame) -> None:
         """A column with an empty header is dropped when it is empty too (a spreadsheet's
@@ -376,33 +389,28 @@ class Table:
             raise InvalidInput(f"cannot read the file: {exc}", file=self.file) from exc
 
     def _check_cells(self, frame: pd.DataFrame) -> None:
-        """Refuse a cell over MAX_CELL characters or holding a NUL (PostgreSQL cannot store
-        it) before anything else reads the cells."""
+        """Note each cell over MAX_CELL characters or holding a NUL (PostgreSQL cannot store
+        it) in `problems`, before anything else reads the cells."""
         rows = frame.index.to_numpy() + 2
         for position in range(frame.shape[1]):
             cells = frame.iloc[:, position]
             name = shown(self._all_columns[position])[1:-1]
             lengths = cells.str.len().to_numpy()
-            checks = [
-                (lengths > MAX_CELL, f"a cell has at most {MAX_CELL:,} characters"),
-            ]
+            self.problems.add_mask(
+                lengths > MAX_CELL,
+                rows,
+                column=name,
+                check="cell size",
+                message=lambda _i: f"a cell has at most {MAX_CELL:,} characters",
+            )
             if (lengths > 0).any():
-                checks.append(
-                    (
-                        cells.str.contains("\x00", regex=False).to_numpy(dtype=bool),
-                        "a cell cannot hold a NUL character",
-                    )
+                self.problems.add_mask(
+                    cells.str.contains("\x00", regex=False).to_numpy(dtype=bool),
+                    rows,
+                    column=name,
+                    check="NUL",
+                    message=lambda _i: "a cell cannot hold a NUL character",
                 )
-            for mask, reason in checks:
-                if mask.any():
-                    bad = np.flatnonzero(mask)
-                    raise InvalidInput(
-                        reason,
-                        file=self.file,
-                        row=int(rows[bad[0]]),
-                        column=name,
-                        more=len(bad) - 1,
-                    )
 
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
