@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from labeltool.errors import DuplicateCategory, InvalidInput, UnknownCategory
 from labeltool.limits import MAX_CATEGORY_NAME, check_name, control_character, shown
 from labeltool.models import Category, Example, Project, ReviewState, Run, Scope, Tag
+from labeltool.tables import Problems, read_table
 
 #: Tableau 10: distinct, colour-blind-friendlier defaults, handed out in order.
 PALETTE = (
@@ -209,10 +210,9 @@ def load_categories_file(
     missing. `scope` is image or error (empty: create_category's default).
 
     Categories that already exist are left as they are, so loading the file is idempotent.
-    Every row is checked before the first category is created.
+    Every row is checked before the first category is created; the earliest problem is
+    raised, with how many more rows have it in the same column.
     """
-    from labeltool.importing import read_table
-
     path = Path(path)
     file = path.name
     table = read_table(path)
@@ -221,58 +221,42 @@ def load_categories_file(
     existing = list_categories(session, project_id=project_id, include_archived=True)
     names = {c.name.lower() for c in existing}
     taken = {c.shortcut for c in existing if c.shortcut and not c.archived}
+    problems = Problems(file)
     wanted = []
     # read_table keeps each row's place in the file (blank lines counted): header = row 1.
     for index, record in zip(table.index, table.to_dict("records"), strict=True):
         row = int(index) + 2
-        raw = str(record.get("name", ""))
-        if not raw.strip():
-            raise InvalidInput("is empty", file=file, row=row, column="name")
-        # Spaces collapsed as create_category does, so the existing-name check matches.
-        name = check_name(
-            raw, what="a category name", limit=MAX_CATEGORY_NAME, file=file, row=row, column="name"
-        )
-        shortcut = str(record.get("shortcut", "") or "").strip() or None
-        if shortcut is not None:
-            if len(shortcut) != 1 or control_character(shortcut):
-                raise InvalidInput(
-                    f"shortcut {shown(shortcut)} must be one letter or digit",
-                    file=file,
-                    row=row,
-                    column="shortcut",
-                )
-            try:
-                _check_key(shortcut, set())
-            except InvalidInput as exc:
-                raise InvalidInput(exc.reason, file=file, row=row, column="shortcut") from None
+        name = _file_name(problems, str(record.get("name", "")), row=row)
+        shortcut = _file_shortcut(problems, str(record.get("shortcut", "") or ""), row=row)
         colour = str(record.get("colour", "") or "").strip() or None
         if colour is not None and not _COLOUR.match(colour):
-            raise InvalidInput(
+            problems.add(
                 f"colour {shown(colour)} is not of the form #rrggbb",
-                file=file,
                 row=row,
                 column="colour",
+                check="colour",
             )
         scope = str(record.get("scope", "") or "").strip().lower() or None
         if scope is not None:
             try:
                 _check_scope(scope)
             except InvalidInput as exc:
-                raise InvalidInput(exc.reason, file=file, row=row, column="scope") from None
+                problems.add(exc.reason, row=row, column="scope", check="scope")
         description = str(record.get("description", "") or "")
-        if name.lower() in names:
-            continue  # already in the project, or earlier in the file
+        if name is None or name.lower() in names:
+            continue  # refused above, already in the project, or earlier in the file
         if shortcut is not None and shortcut.lower() in taken:
-            raise InvalidInput(
+            problems.add(
                 f"key '{shortcut.lower()}' already toggles another category",
-                file=file,
                 row=row,
                 column="shortcut",
+                check="taken",
             )
         names.add(name.lower())
         if shortcut is not None:
             taken.add(shortcut.lower())
         wanted.append((row, name, description, shortcut, colour, scope))
+    problems.raise_first()
     # Hand out default keys now, past every key the file names, so a row without a key cannot
     # take the key a later row asks for.
     for position, (row, name, description, shortcut, colour, scope) in enumerate(wanted):
@@ -303,6 +287,43 @@ def load_categories_file(
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+def _file_name(problems: Problems, raw: str, *, row: int) -> str | None:
+    """A categories file's name cell with spaces collapsed as create_category does (so the
+    existing-name check matches), or None with what is wrong with it noted."""
+    if not raw.strip():
+        problems.add("is empty", row=row, column="name", check="empty")
+        return None
+    try:
+        return check_name(raw, what="a category name", limit=MAX_CATEGORY_NAME)
+    except InvalidInput as exc:
+        kind = "control" if control_character(raw) else "length"  # check_name's order
+        problems.add(exc.reason, row=row, column="name", check=kind)
+        return None
+
+
+def _file_shortcut(problems: Problems, raw: str, *, row: int) -> str | None:
+    """A categories file's shortcut cell (None when empty), or None with what is wrong with
+    it noted: not one letter or digit, or a key the review screen keeps."""
+    shortcut = raw.strip() or None
+    if shortcut is None:
+        return None
+    if len(shortcut) != 1 or control_character(shortcut):
+        problems.add(
+            f"shortcut {shown(shortcut)} must be one letter or digit",
+            row=row,
+            column="shortcut",
+            check="key",
+        )
+        return None
+    try:
+        _check_key(shortcut, set())
+    except InvalidInput as exc:
+        kind = "reserved" if shortcut.lower() in RESERVED_KEYS else "key"
+        problems.add(exc.reason, row=row, column="shortcut", check=kind)
+        return None
+    return shortcut
 
 
 def _check_scope(scope: str) -> str:

@@ -5,23 +5,33 @@ manifest CSV (`image,label[,example_id]`, paths relative to the manifest's folde
 checks every entry up front (paths stay inside the root, files exist, labels and ids are sound)
 so problems show before a model runs; after that, images stream from disk: iterating yields
 lightweight `ImageRecord`s and nothing is held in memory, however large the dev set is.
+
+A manifest is read like every other file input, through `labeltool.tables` (its `Table` in
+chunks, its `Problems` for the earliest problem and the rows like it), and its images are
+reached like every other image, through `labeltool.storage` (`safe_image_path`, then one
+check of the distinct images).
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from labeltool.errors import InvalidInput, UnsafePath
-from labeltool.images import unusable_name
+import numpy as np
+import pandas as pd
+
+from labeltool.errors import ImageUnavailable, InvalidInput, UnsafePath
 from labeltool.importing import natural_order  # the importer's class order
-from labeltool.storage import safe_image_path
+from labeltool.limits import shown
+from labeltool.storage import images_root, safe_image_path
+from labeltool.tables import Problems, Table
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+#: Rows a manifest is read in at a time: its cells never all sit in memory at once.
+MANIFEST_CHUNK_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class ImageFolder:
     def __iter__(self) -> Iterator[ImageRecord]:
         # os.path on plain strings: several times cheaper than pathlib in a per-image loop.
         root = str(self.root)
+        images = images_root(root)
         for label in self.folders:
             for directory, subfolders, files in os.walk(os.path.join(root, label)):
                 subfolders.sort()
@@ -94,9 +105,11 @@ class ImageFolder:
                     ):
                         continue
                     full = os.path.join(directory, name)
-                    if not _inside(root, full):
-                        raise UnsafePath(f"is a link that leads outside '{root}'", file=full)
                     image = os.path.relpath(full, root).replace(os.sep, "/")
+                    try:
+                        images.local_path(image)  # refuses a link leading out of the root
+                    except ImageUnavailable as exc:
+                        raise UnsafePath(str(exc), file=full) from None
                     yield ImageRecord(posixpath.splitext(image)[0], image, label)
 
     def problem(self, record: ImageRecord, message: str) -> InvalidInput:
@@ -109,7 +122,8 @@ class Manifest:
 
     Image paths are relative to the manifest's folder and may not leave it. Every row is
     checked when the manifest is opened (paths, files present, labels known), so problems
-    show before the model runs; each names the row and column.
+    show before the model runs: the earliest is raised, naming the row and column, with how
+    many more rows have the same problem. Each distinct image is looked at once.
     """
 
     REQUIRED = ("image", "label")
@@ -117,8 +131,6 @@ class Manifest:
     def __init__(self, path: str | os.PathLike[str], *, class_names: Sequence[str] | None = None):
         self.path = Path(path)
         self.file = self.path.name
-        if not self.path.is_file():
-            raise InvalidInput("file not found", file=str(path))
         self.root = self.path.resolve().parent
         known = [str(c) for c in class_names] if class_names else None
         count, labels = self._check(known)
@@ -131,87 +143,161 @@ class Manifest:
         return self._count
 
     def __iter__(self) -> Iterator[ImageRecord]:
-        for row, cells in self._rows():
-            image = safe_image_path(cells.get("image", ""))
-            example_id = cells.get("example_id", "").strip() or posixpath.splitext(image)[0]
-            yield ImageRecord(example_id, image, cells.get("label", "").strip(), row)
+        table = self._table()
+        has_ids = "example_id" in table.columns
+        for frame in table.chunks():
+            images = frame["image"].str.strip()
+            safe = {raw: safe_image_path(raw) for raw in images.unique().tolist()}
+            labels = frame["label"].str.strip().tolist()
+            ids = frame["example_id"].str.strip().tolist() if has_ids else None
+            rows = (frame.index + 2).tolist()
+            for position, (raw, label, row) in enumerate(
+                zip(images.tolist(), labels, rows, strict=True)
+            ):
+                image = safe[raw]
+                example_id = ids[position] if ids is not None else posixpath.splitext(image)[0]
+                yield ImageRecord(example_id, image, label, row)
 
     def problem(self, record: ImageRecord, message: str) -> InvalidInput:
         """An InvalidInput about `record`, naming the manifest, its row and the image column."""
         return InvalidInput(message, file=self.file, row=record.row, column="image")
 
-    def _rows(self) -> Iterator[tuple[int, dict[str, str]]]:
-        try:
-            with self.path.open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.reader(handle)
-                header = [h.strip() for h in next(reader, [])]
-                if not header:
-                    raise InvalidInput("the file is empty", file=self.file)
-                for column in self.REQUIRED:
-                    if column not in header:
-                        raise InvalidInput(
-                            f"required column is missing (the header has: {', '.join(header)})",
-                            file=self.file,
-                            row=1,
-                            column=column,
-                        )
-                for row, values in enumerate(reader, start=2):
-                    if values:
-                        yield row, dict(zip(header, values, strict=False))
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(f"not UTF-8 text ({exc.reason})", file=self.file) from None
-        except csv.Error as exc:
-            raise InvalidInput(f"malformed CSV: {exc}", file=self.file) from None
+    def _table(self) -> Table:
+        """The manifest as a `Table`, its header holding the required columns."""
+        table = Table(self.path, chunk_rows=MANIFEST_CHUNK_ROWS)
+        for column in self.REQUIRED:
+            if column not in table.columns:
+                raise InvalidInput(
+                    "required column is missing (the header has: "
+                    f"{', '.join(table.columns) or 'nothing'})",
+                    file=self.file,
+                    row=1,
+                    column=column,
+                )
+        return table
 
     def _check(self, known: list[str] | None) -> tuple[int, set[str]]:
-        """Check every row and raise the first problem, counting the rows with the same one.
+        """Check every row, then each distinct image once; raise the earliest problem.
 
         Returns the row count and the labels seen.
         """
-        first: tuple[int, str, str, type[InvalidInput]] | None = None
-        same = 0
+        table = self._table()
+        problems = Problems(self.file)
         count, labels, ids = 0, set(), set()
-
-        def note(row: int, column: str, message: str, kind=InvalidInput) -> None:
-            nonlocal first, same
-            if first is None:
-                first = (row, column, message, kind)
-            elif first[1] == column and first[3] is kind:
-                same += 1
-
-        for row, cells in self._rows():
-            count += 1
-            raw_image, label = cells.get("image", "").strip(), cells.get("label", "").strip()
-            try:
-                image = safe_image_path(raw_image)
-            except ValueError as exc:
-                note(row, "image", f"image path {exc}", UnsafePath)
-                image = None
-            if image is not None:
-                candidate = os.path.join(self.root, image)
-                if reason := unusable_name(candidate):
-                    note(row, "image", f"image file cannot be read: {reason}")
-                elif not os.path.isfile(candidate):
-                    note(row, "image", f"image file not found: '{candidate}'")
-                elif not _inside(str(self.root), candidate):
-                    message = f"image '{image}' is a link that leads out of '{self.root}'"
-                    note(row, "image", message, UnsafePath)
-            if not label:
-                note(row, "label", "is empty")
-            elif known is not None and label not in known:
-                note(row, "label", f"unknown label '{label}' (classes: {', '.join(known)})")
-            labels.add(label)
-            if "example_id" in cells:
-                example_id = cells["example_id"].strip()
-                if not example_id:
-                    note(row, "example_id", "is empty")
-                elif example_id in ids:
-                    note(row, "example_id", f"example_id '{example_id}' appears twice")
-                ids.add(example_id)
-        if first is not None:
-            row, column, message, kind = first
-            raise kind(message, file=self.file, row=row, column=column, more=same)
+        #: safe image path -> [its first row, the rows naming it].
+        image_rows: dict[str, list[int]] = {}
+        for frame in table.chunks():
+            count += len(frame)
+            rows = frame.index.to_numpy() + 2
+            self._check_images(frame["image"].str.strip(), rows, problems, image_rows)
+            label = frame["label"].str.strip()
+            values = label.to_numpy()
+            problems.add_mask(
+                values == "", rows, column="label", check="empty", message=lambda _i: "is empty"
+            )
+            if known is not None:
+                problems.add_mask(
+                    ~label.isin(known).to_numpy() & (values != ""),
+                    rows,
+                    column="label",
+                    check="unknown",
+                    message=lambda i, v=values: (
+                        f"unknown label {shown(v[i])} (classes: {', '.join(known)})"
+                    ),
+                )
+            labels.update(label.unique().tolist())
+            if "example_id" in table.columns:
+                self._check_ids(frame["example_id"].str.strip(), rows, problems, ids)
+        self._check_files(problems, image_rows)
+        problems.raise_first()
         return count, labels - {""}
+
+    @staticmethod
+    def _check_images(
+        images: pd.Series,
+        rows: np.ndarray,
+        problems: Problems,
+        image_rows: dict[str, list[int]],
+    ) -> None:
+        """Note the empty and unsafe image paths; count the rows naming each safe one."""
+        values = images.to_numpy()
+        problems.add_mask(
+            values == "", rows, column="image", check="empty", message=lambda _i: "is empty"
+        )
+        safe: dict[str, str | None] = {}
+        reasons: dict[str, str] = {}
+        for raw in images.unique().tolist():
+            if raw == "":
+                continue
+            try:
+                safe[raw] = safe_image_path(raw)
+            except ValueError as exc:
+                safe[raw], reasons[raw] = None, str(exc)
+        problems.add_mask(
+            images.isin(list(reasons)).to_numpy(),
+            rows,
+            column="image",
+            check="unsafe",
+            error=UnsafePath,
+            message=lambda i: f"image path {reasons[values[i]]}",
+        )
+        present = images.map(safe).dropna()  # empty and refused cells dropped
+        counts = present.value_counts(sort=False).to_dict()
+        firsts = present.drop_duplicates()
+        for image, index in zip(firsts.tolist(), firsts.index.tolist(), strict=True):
+            # The index numbers the file's records: spreadsheet row = index + 2.
+            entry = image_rows.setdefault(image, [int(index) + 2, 0])
+            entry[1] += int(counts[image])
+
+    def _check_files(self, problems: Problems, image_rows: dict[str, list[int]]) -> None:
+        """Look at each distinct image once (missing, unreadable name, a link leading out of
+        the manifest's folder), noted at the first row naming it, counting every such row."""
+        found = images_root(self.root).check(list(image_rows), depth="exists")
+        for image, problem in found.items():
+            first, rows = image_rows[image]
+            if problem.kind == "outside":
+                problems.add(
+                    f"image '{image}' is a link that leads out of '{self.root}'",
+                    row=first,
+                    column="image",
+                    check="image outside",
+                    error=UnsafePath,
+                    count=rows,
+                )
+            elif problem.kind == "missing":
+                problems.add(
+                    f"image file not found: '{problem.location}' (image paths are relative to "
+                    "the manifest's folder)",
+                    row=first,
+                    column="image",
+                    check="image missing",
+                    count=rows,
+                )
+            else:
+                problems.add(
+                    f"image file cannot be read: {problem.reason}",
+                    row=first,
+                    column="image",
+                    check="image unreadable",
+                    count=rows,
+                )
+
+    @staticmethod
+    def _check_ids(ids: pd.Series, rows: np.ndarray, problems: Problems, seen: set[str]) -> None:
+        """Note empty example ids and ids already given (in an earlier row or chunk)."""
+        values = ids.to_numpy()
+        problems.add_mask(
+            values == "", rows, column="example_id", check="empty", message=lambda _i: "is empty"
+        )
+        repeated = (ids.duplicated().to_numpy() | ids.isin(seen).to_numpy()) & (values != "")
+        problems.add_mask(
+            repeated,
+            rows,
+            column="example_id",
+            check="repeated",
+            message=lambda i: f"example_id {shown(values[i])} appears twice",
+        )
+        seen.update(ids.unique().tolist())
 
 
 def open_dataset(
@@ -236,11 +322,3 @@ def open_dataset(
         "use --manifest for a manifest with another extension",
         file=str(path),
     )
-
-
-# --- private helpers -------------------------------------------------------------------
-
-
-def _inside(root: str, path: str) -> bool:
-    """Whether `path`, links followed, lies inside the resolved folder `root`."""
-    return os.path.realpath(path).startswith(root.rstrip(os.sep) + os.sep)

@@ -34,7 +34,6 @@ from labeltool.categories import create_category, list_categories, mark_reviewed
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.export import FIXED_COLUMNS, restore_cell, split_reviewers
-from labeltool.importing import read_table
 from labeltool.labeling import tag_in_other_runs
 from labeltool.limits import (
     MAX_CATEGORY_NAME,
@@ -42,6 +41,7 @@ from labeltool.limits import (
     MAX_REVIEWER,
     check_name,
     check_text,
+    control_character,
     shown,
 )
 from labeltool.models import (
@@ -55,6 +55,7 @@ from labeltool.models import (
     utcnow,
 )
 from labeltool.runs import in_run
+from labeltool.tables import Problems, read_table
 
 #: The reviewer recorded when neither --reviewer nor the row's reviewer cell names one.
 DEFAULT_REVIEWER = "import"
@@ -140,7 +141,7 @@ def import_tags(
     if project is None:
         raise UnknownProject(f"id {project_id}")
     if reviewer is not None:
-        reviewer = _clean_reviewer(reviewer, file=None, row=None)
+        reviewer = check_name(reviewer, what="a reviewer name", limit=MAX_REVIEWER)
 
     table = read_table(path)
     table = table.map(restore_cell)
@@ -162,88 +163,16 @@ def import_tags(
     ]
 
     # --- check every row before writing anything --------------------------------------
-    ids = [str(v).strip() for v in table[by_role["example_id"]]]
-    examples = _examples_by_id(session, project_id=project_id, run_id=run_id, example_ids=ids)
-    classes = set(project.class_names or ())
-    rows = []
-    seen: dict[str, int] = {}
-    # read_table keeps each row's place in the file (blank lines counted): header = row 1.
-    row_numbers = [int(i) + 2 for i in table.index]
-    if reviewer is None and "reviewer" in by_role and row_numbers:
-        _check_not_cut_in_reviewer(path, table, column=by_role["reviewer"], row=row_numbers[-1])
-    for offset, record in enumerate(table.to_dict("records")):
-        row_number = row_numbers[offset]
-        example_id = ids[offset]
-        if not example_id:
-            raise InvalidInput("is empty", file=file, row=row_number, column="example_id")
-        check_text(
-            example_id,
-            what="an example_id",
-            limit=MAX_EXAMPLE_ID,
-            file=file,
-            row=row_number,
-            column="example_id",
-        )
-        if example_id in seen:
-            raise InvalidInput(
-                f"example_id {shown(example_id)} appears twice in the file (first in row "
-                f"{seen[example_id]})",
-                file=file,
-                row=row_number,
-                column="example_id",
-            )
-        seen[example_id] = row_number
-        found = examples.get(example_id)
-        if found is None:
-            raise InvalidInput(
-                f"unknown example_id {shown(example_id)} (not in project '{project.name}')",
-                file=file,
-                row=row_number,
-                column="example_id",
-            )
-        if found.split != DEFAULT_SPLIT or not found.is_error:
-            raise InvalidInput(
-                f"example {shown(example_id)} is not a misclassified dev example; only those are "
-                "reviewed",
-                file=file,
-                row=row_number,
-                column="example_id",
-            )
-        ticked = {
-            column: _flag(record[column], file=file, row=row_number, column=column)
-            for column in category_columns
-        }
-        corrected = None
-        if "corrected_label" in by_role:
-            corrected = str(record[by_role["corrected_label"]]).strip() or None
-            if corrected is not None and corrected not in classes:
-                raise InvalidInput(
-                    f"unknown label {shown(corrected)} (known classes: "
-                    f"{', '.join(project.class_names or ())})",
-                    file=file,
-                    row=row_number,
-                    column="corrected_label",
-                )
-        if reviewer is not None:
-            reviewers = [reviewer]
-        else:
-            cell = str(record[by_role["reviewer"]]) if "reviewer" in by_role else ""
-            reviewers = sorted(
-                {
-                    _clean_reviewer(name, file=file, row=row_number)
-                    for name in split_reviewers(cell)
-                    if name.strip()
-                }
-            ) or [DEFAULT_REVIEWER]
-        rows.append(
-            {
-                "example": found,
-                "ticked": ticked,
-                "comment": record[by_role["comment"]] if "comment" in by_role else None,
-                "corrected": corrected,
-                "reviewers": reviewers,
-            }
-        )
+    rows = _checked_rows(
+        session,
+        table,
+        path=path,
+        project=project,
+        run_id=run_id,
+        by_role=by_role,
+        category_columns=category_columns,
+        reviewer=reviewer,
+    )
 
     # --- write ----------------------------------------------------------------------------
     added = []
@@ -273,6 +202,166 @@ def import_tags(
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+def _checked_rows(
+    session: Session,
+    table,
+    *,
+    path: Path,
+    project: Project,
+    run_id: int | None,
+    by_role: dict[str, str],
+    category_columns: list[str],
+    reviewer: str | None,
+) -> list[dict]:
+    """Every row checked before anything is written: the rows to write, or InvalidInput for
+    the earliest problem in the file, with how many more rows have it in the same column."""
+    file = path.name
+    problems = Problems(file)
+    ids = [str(v).strip() for v in table[by_role["example_id"]]]
+    examples = _examples_by_id(session, project_id=project.id, run_id=run_id, example_ids=ids)
+    classes = set(project.class_names or ())
+    # read_table keeps each row's place in the file (blank lines counted): header = row 1.
+    row_numbers = [int(i) + 2 for i in table.index]
+    if reviewer is None and "reviewer" in by_role and row_numbers:
+        _check_not_cut_in_reviewer(
+            path, table, column=by_role["reviewer"], row=row_numbers[-1], problems=problems
+        )
+    seen: dict[str, int] = {}
+    rows = []
+    for row, example_id, record in zip(row_numbers, ids, table.to_dict("records"), strict=True):
+        found = _example(
+            example_id, row=row, seen=seen, examples=examples, project=project, problems=problems
+        )
+        ticked = {}
+        for column in category_columns:
+            ticked[column] = _flag(record[column])
+            if ticked[column] is None:
+                problems.add(
+                    f"{shown(record[column])} is not 0 or 1 (also accepted: blank, true/false, "
+                    "yes/no, x)",
+                    row=row,
+                    column=column,
+                    check="flag",
+                )
+        corrected = None
+        if "corrected_label" in by_role:
+            corrected = str(record[by_role["corrected_label"]]).strip() or None
+            if corrected is not None and corrected not in classes:
+                problems.add(
+                    f"unknown label {shown(corrected)} (known classes: "
+                    f"{', '.join(project.class_names or ())})",
+                    row=row,
+                    column="corrected_label",
+                    check="unknown",
+                )
+        if reviewer is not None:
+            reviewers = [reviewer]
+        else:
+            cell = str(record[by_role["reviewer"]]) if "reviewer" in by_role else ""
+            names = [
+                _limited(
+                    problems,
+                    name,
+                    check=check_name,
+                    what="a reviewer name",
+                    limit=MAX_REVIEWER,
+                    row=row,
+                    column="reviewer",
+                )
+                for name in split_reviewers(cell)
+                if name.strip()
+            ]
+            reviewers = sorted({n for n in names if n is not None}) or [DEFAULT_REVIEWER]
+        if found is not None:
+            rows.append(
+                {
+                    "example": found,
+                    "ticked": ticked,
+                    "comment": record[by_role["comment"]] if "comment" in by_role else None,
+                    "corrected": corrected,
+                    "reviewers": reviewers,
+                }
+            )
+    problems.raise_first()
+    return rows
+
+
+def _example(
+    example_id: str,
+    *,
+    row: int,
+    seen: dict[str, int],
+    examples: dict[str, _Found],
+    project: Project,
+    problems: Problems,
+) -> _Found | None:
+    """The example a row's id names, or None with the first thing wrong with the id noted:
+    empty, over the limits, given before, not in the run, not a misclassified dev example."""
+    if not example_id:
+        problems.add("is empty", row=row, column="example_id", check="empty")
+        return None
+    checked = _limited(
+        problems,
+        example_id,
+        check=check_text,
+        what="an example_id",
+        limit=MAX_EXAMPLE_ID,
+        row=row,
+        column="example_id",
+    )
+    if checked is None:
+        return None
+    if example_id in seen:
+        problems.add(
+            f"example_id {shown(example_id)} appears twice in the file (first in row "
+            f"{seen[example_id]})",
+            row=row,
+            column="example_id",
+            check="repeated",
+        )
+        return None
+    seen[example_id] = row
+    found = examples.get(example_id)
+    if found is None:
+        problems.add(
+            f"unknown example_id {shown(example_id)} (not in project '{project.name}')",
+            row=row,
+            column="example_id",
+            check="unknown",
+        )
+        return None
+    if found.split != DEFAULT_SPLIT or not found.is_error:
+        problems.add(
+            f"example {shown(example_id)} is not a misclassified dev example; only those are "
+            "reviewed",
+            row=row,
+            column="example_id",
+            check="not reviewable",
+        )
+        return None
+    return found
+
+
+def _limited(
+    problems: Problems, value: str, *, check, what: str, limit: int, row: int, column: str
+) -> str | None:
+    """`value` through `check` (limits.check_text or check_name), or None with the limit it
+    breaks noted (counted by which limit: a control character, empty, too long)."""
+    try:
+        return check(value, what=what, limit=limit)
+    except InvalidInput as exc:
+        text = str(value)
+        # The order the limits are checked in, so the kind is the one the message is about.
+        if control_character(text):
+            kind = "control"
+        elif not text.strip():
+            kind = "empty"
+        else:
+            kind = "length"
+        problems.add(exc.reason, row=row, column=column, check=kind)
+        return None
 
 
 def _check_header(table, *, file: str) -> list[str]:
@@ -305,8 +394,10 @@ def _check_header(table, *, file: str) -> list[str]:
     return columns
 
 
-def _check_not_cut_in_reviewer(path: Path, table, *, column: str, row: int) -> None:
-    """Refuse a CSV that ends right after the comma before the last row's reviewer cell,
+def _check_not_cut_in_reviewer(
+    path: Path, table, *, column: str, row: int, problems: Problems
+) -> None:
+    """Note a CSV that ends right after the comma before the last row's reviewer cell,
     with no line break: the row looks whole but was cut, and its empty cell would read as
     "no reviewer named" and be recorded as DEFAULT_REVIEWER."""
     if table.columns[-1] != column or path.suffix.lower() in (".parquet", ".pq"):
@@ -318,12 +409,12 @@ def _check_not_cut_in_reviewer(path: Path, table, *, column: str, row: int) -> N
         handle.seek(max(handle.tell() - 1, 0))
         last = handle.read(1)
     if last not in (b"\n", b"\r"):
-        raise InvalidInput(
+        problems.add(
             "is empty and the file ends right after it with no line break: was the file cut "
             "short? End the file with a line break, or name the reviewer",
-            file=path.name,
             row=row,
             column="reviewer",
+            check="cut",
         )
 
 
@@ -373,29 +464,14 @@ def _examples_by_id(
     return found
 
 
-def _flag(value, *, file: str, row: int, column: str) -> bool:
+def _flag(value) -> bool | None:
+    """A category cell as ticked or not; None when it is neither spelling."""
     text = str(value).strip().casefold()
     if text in TRUE_CELLS:
         return True
     if text in FALSE_CELLS:
         return False
-    raise InvalidInput(
-        f"{shown(value)} is not 0 or 1 (also accepted: blank, true/false, yes/no, x)",
-        file=file,
-        row=row,
-        column=column,
-    )
-
-
-def _clean_reviewer(name: str, *, file: str | None, row: int | None) -> str:
-    return check_name(
-        name,
-        what="a reviewer name",
-        limit=MAX_REVIEWER,
-        file=file,
-        row=row,
-        column="reviewer" if file else None,
-    )
+    return None
 
 
 def _write_rows(

@@ -360,6 +360,39 @@ def test_categories_file_errors_name_the_row(
         assert list_categories(session, project_id=project_id, include_archived=True) == []
 
 
+def test_categories_file_names_its_earliest_problem_and_counts_the_rows_like_it(
+    db: Database, project_id: int, tmp_path: Path
+) -> None:
+    """Every row is checked before a category is created: the earliest problem is reported
+    with how many more rows share it (same check, same column); a different problem in the
+    same column, or the same problem in another column, is not counted with it."""
+    path = tmp_path / "categories.csv"
+    path.write_text(
+        "name,shortcut,colour\n"
+        "blurry,b,#112233\n"
+        "dark,s,\n"  # row 3: the earliest problem, a key the review screen keeps
+        "glare,!,red\n"  # not one letter or digit: another check in the same column
+        "noise,r,\n"
+        "grain,n,blue\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(InvalidInput) as caught, db.begin() as session:
+        load_categories_file(session, path, project_id=project_id)
+
+    error = caught.value
+    assert (error.file, error.row, error.column, error.more) == (
+        "categories.csv",
+        3,
+        "shortcut",
+        2,
+    )
+    assert str(error).startswith("categories.csv, row 3, column 'shortcut': key 's' is kept")
+    assert str(error).endswith("(and 2 more rows like it)")
+    with db.begin() as session:
+        assert list_categories(session, project_id=project_id, include_archived=True) == []
+
+
 # --- helpers ----------------------------------------------------------------------------
 
 

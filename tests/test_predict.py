@@ -21,6 +21,7 @@ from labeltool.db import Database
 from labeltool.errors import InvalidInput, ModelLoadError, UnsafePath
 from labeltool.predict import load_model, predict, write_predictions
 from labeltool.projects import dev_error_rate, get_project
+from labeltool.storage import LocalRoot
 
 DIGITS = [str(d) for d in range(10)]
 #: The architecture of the sample's model.pt (MNIST-sized digits).
@@ -324,6 +325,89 @@ def test_manifest_refuses_escaping_paths_and_unknown_labels(tmp_path, small_mani
     with pytest.raises(InvalidInput, match="required column is missing") as caught:
         Manifest(small_manifest)
     assert (caught.value.row, caught.value.column) == (1, "image")
+
+
+def test_manifest_names_its_earliest_problem_and_counts_the_rows_like_it(tmp_path, small_manifest):
+    """Every row is checked before the model runs: the earliest problem in the file is
+    reported with how many more rows share it, even when another kind of problem (here a
+    missing image) shows in more rows."""
+    rows = _rows(small_manifest)
+    for index in (10, 11, 12):
+        (tmp_path / rows[index]["image"]).unlink()
+    for index in (5, 20, 30):
+        rows[index]["label"] = "seven"
+    _write(small_manifest, rows)
+
+    with pytest.raises(InvalidInput) as caught:
+        Manifest(small_manifest, class_names=DIGITS)
+
+    error = caught.value
+    assert (error.file, error.row, error.column, error.more) == ("manifest.csv", 7, "label", 2)
+    assert str(error).endswith(
+        "unknown label 'seven' (classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9) (and 2 more rows like it)"
+    )
+
+
+def test_an_image_missing_on_several_rows_is_looked_at_once(tmp_path, small_manifest, monkeypatch):
+    """The same missing image on three rows is checked once, in one check of the distinct
+    images, and reported at its first row with the two other rows naming it."""
+    rows = _rows(small_manifest)
+    gone = rows[3]["image"]
+    (tmp_path / gone).unlink()
+    for index in (8, 15):
+        rows[index]["image"] = gone
+    _write(small_manifest, rows)
+    checked: list[list[str]] = []
+    real_check = LocalRoot.check
+
+    def recording_check(self, images, **options):
+        checked.append(list(images))
+        return real_check(self, images, **options)
+
+    monkeypatch.setattr(LocalRoot, "check", recording_check)
+
+    with pytest.raises(InvalidInput) as caught:
+        Manifest(small_manifest)
+
+    assert len(checked) == 1
+    assert checked[0].count(gone) == 1
+    assert len(checked[0]) == len({r["image"] for r in rows}) == 38
+    error = caught.value
+    assert (error.row, error.column, error.more) == (5, "image", 2)
+    assert f"image file not found: '{tmp_path / gone}'" in str(error)
+    assert str(error).endswith("(and 2 more rows like it)")
+
+
+def test_a_manifest_image_that_links_out_of_its_folder_is_unsafe(tmp_path, small_manifest):
+    """An image inside the manifest's folder that is a symlink to a file outside it is
+    refused as an UnsafePath, by row and column, though the file it points to is there."""
+    secret = tmp_path.parent / f"{tmp_path.name}-secret.png"
+    rows = _rows(small_manifest)
+    shutil.copy(tmp_path / rows[0]["image"], secret)
+    (tmp_path / "images" / "link.png").symlink_to(secret)
+    _write(small_manifest, [*rows[:6], {"image": "images/link.png", "label": "1"}, *rows[6:]])
+
+    with pytest.raises(UnsafePath) as caught:
+        Manifest(small_manifest)
+
+    assert (caught.value.file, caught.value.row, caught.value.column) == (
+        "manifest.csv",
+        8,
+        "image",
+    )
+    assert "'images/link.png' is a link that leads out of" in str(caught.value)
+
+
+def test_a_folder_image_that_links_out_of_the_folder_is_unsafe(tmp_path, digit_folder):
+    """In a folder dataset a symlink to an image outside the folder is an UnsafePath naming it."""
+    secret = tmp_path / "secret.png"
+    shutil.copy(next((digit_folder / "3").iterdir()), secret)
+    (digit_folder / "3" / "link.png").symlink_to(secret)
+
+    with pytest.raises(UnsafePath, match="leads outside the images root") as caught:
+        ImageFolder(digit_folder)
+
+    assert caught.value.file == str(digit_folder.resolve() / "3" / "link.png")
 
 
 # --- the command -----------------------------------------------------------------------

@@ -15,7 +15,9 @@ from sqlalchemy import select
 from labeltool.categories import create_category, update_category
 from labeltool.cli import cli
 from labeltool.db import Database
+from labeltool.errors import InvalidInput
 from labeltool.models import Example, Review, ReviewState
+from tests.conftest import table_contents
 from tests.test_export import export_wide, run_import, set_example
 from tests.test_report import PROJECT, make_project, review
 
@@ -198,6 +200,54 @@ def test_import_tags_command_says_which_examples_stay_needs_rereview(
         "column for 'instagram filter'\n"
     )
     assert states(db)["ex0002"] == NEEDS_REREVIEW
+
+
+def test_a_bad_file_names_its_earliest_problem_and_counts_the_rows_like_it(
+    db: Database, tmp_path, write_predictions
+) -> None:
+    """Every row is checked before anything is written: the earliest problem is reported,
+    with how many more rows share it (same check, same column); other problems in later rows
+    are not counted with it, and nothing is written."""
+    project_id = make_project(db, write_predictions, dev=20, errors=5)
+    before = table_contents(db)
+    path = write(
+        tmp_path,
+        "example_id,blurry\n"
+        "ex0000,1\n"
+        "ex0001,maybe\n"  # row 3: the earliest problem
+        "nope,1\n"  # row 4: another problem, in another column
+        "ex0002,2\n"
+        "ex0003,yes please\n",
+    )
+
+    with pytest.raises(InvalidInput) as caught:
+        run_import(db, path, project_id, reviewer="ann")
+
+    error = caught.value
+    assert (error.file, error.row, error.column, error.more) == ("sheet.csv", 3, "blurry", 2)
+    assert str(error) == (
+        "sheet.csv, row 3, column 'blurry': 'maybe' is not 0 or 1 (also accepted: blank, "
+        "true/false, yes/no, x) (and 2 more rows like it)"
+    )
+    assert table_contents(db) == before
+
+
+def test_an_earlier_row_is_reported_before_a_file_cut_in_its_last_reviewer_cell(
+    db: Database, tmp_path, write_predictions
+) -> None:
+    """A file cut right after the comma before its last reviewer cell is refused, but a
+    problem in an earlier row comes first, as every other problem in the file does."""
+    project_id = make_project(db, write_predictions, dev=20, errors=5)
+    cut = "example_id,blurry,reviewer\nex0000,1,ann\nex0001,0,"
+
+    with pytest.raises(InvalidInput, match="cut short") as caught:
+        run_import(db, write(tmp_path, cut), project_id)
+    assert (caught.value.row, caught.value.column) == (3, "reviewer")
+
+    earlier = cut.replace("ex0000,1,ann", "ex0010,1,ann")  # a correctly predicted example
+    with pytest.raises(InvalidInput, match="not a misclassified dev example") as caught:
+        run_import(db, write(tmp_path, earlier), project_id)
+    assert (caught.value.row, caught.value.column) == (2, "example_id")
 
 
 @pytest.mark.parametrize(
