@@ -163,3 +163,24 @@ def test_the_core_refuses_before_reading(tmp_path: Path) -> None:
     for typed in ("../x.csv", "sub/../../x.csv", "/etc/passwd", "C:/x.csv"):
         with pytest.raises(Exception, match="outside the import folder"):
             predictions_file(typed, root=root)
+
+
+def test_the_page_checks_images_as_deep_as_the_reviewer_chooses(
+    imports: Path, app_db: Database, run_app, write_predictions
+) -> None:
+    """A file naming a missing image is refused by the default check (file exists), naming
+    the row and the image column; with "Don't check" chosen the same file imports."""
+    write_predictions(make_rows(4, errors=2), images=False)
+    write_predictions(make_rows(4, errors=2)[:3], name="partial.csv")  # images of rows 0-2
+
+    at = run_app(app_db, PROJECTS)
+    submit(at, path="predictions.csv")
+    (error,) = [e.value for e in at.error]
+    assert "row 5, column 'image': image file not found" in error
+    assert project_names(app_db) == []
+
+    at = run_app(app_db, PROJECTS)
+    at.segmented_control(key="import_check").set_value("none")
+    submit(at, path="predictions.csv")
+    assert not at.error, [e.value for e in at.error]
+    assert project_names(app_db) == ["run2"]
