@@ -1,0 +1,433 @@
+"""Image measures: blur, brightness, information and size from pictures made here with known
+answers; outliers relative to the project's own images; near-duplicate pairs by perceptual
+hash, fast enough for 100,000 images; and measuring a folder through its images root."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
+
+from labeltool.image_measures import (
+    MIN_IMAGES,
+    ImageMeasures,
+    flag_outliers,
+    measure,
+    measure_images,
+    near_duplicates,
+)
+from labeltool.storage import images_root
+
+
+def test_blur_scores_fall_as_the_image_gets_blurrier() -> None:
+    """A noisy checkerboard scores lower with each wider Gaussian blur."""
+    sharp = _checkerboard(512, 512)
+    radii = [0.5, 1, 2, 4, 8]
+
+    scores = [measure(sharp).blur] + [
+        measure(sharp.filter(ImageFilter.GaussianBlur(r))).blur for r in radii
+    ]
+
+    assert all(later < earlier for earlier, later in zip(scores, scores[1:], strict=False))
+    assert scores[-1] < scores[0] / 100
+
+
+def test_one_scene_at_two_sizes_gets_a_comparable_blur_score() -> None:
+    """A scene at 4000x3000 and the same scene shrunk to 400x300 score within a factor of 2
+    (both are measured at about 512 pixels), while their sizes are their own."""
+    large = _scene(4000, 3000)
+    small = large.resize((400, 300), Image.Resampling.LANCZOS)
+
+    big, little = measure(large), measure(small)
+
+    assert 0.5 < big.blur / little.blur < 2
+    assert (big.width, big.height, little.width, little.height) == (4000, 3000, 400, 300)
+    assert big.aspect == pytest.approx(4 / 3)
+
+
+def test_a_12_megapixel_photo_is_measured_well_under_a_second() -> None:
+    """Measuring a 4000x3000 RGB photo takes well under a second."""
+    measure(_scene(64, 48))  # imagehash and scipy load on first use, not on every image
+    photo = _scene(4000, 3000)
+
+    started = time.perf_counter()
+    measure(photo)
+
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_darkened_copy_is_darker_and_flatter() -> None:
+    """Halving the brightness lowers the mean brightness and the contrast."""
+    picture = _scene(320, 240)
+    darker = ImageEnhance.Brightness(picture).enhance(0.4)
+
+    bright, dark = measure(picture), measure(darker)
+
+    assert dark.brightness < bright.brightness * 0.6
+    assert dark.contrast < bright.contrast
+    assert 0 <= dark.brightness < bright.brightness <= 1
+
+
+def test_a_flat_image_has_no_information_and_noise_has_much() -> None:
+    """A flat grey image has entropy 0 and blur 0; uniform noise is near the 8-bit maximum."""
+    flat = measure(Image.new("L", (200, 150), 128))
+    noise = np.random.default_rng(0).integers(0, 256, (150, 200), dtype=np.uint8)
+    noisy = measure(Image.fromarray(noise))
+
+    assert (flat.entropy, flat.blur, flat.contrast) == (0.0, 0.0, 0.0)
+    assert flat.brightness == pytest.approx(128 / 255)
+    assert noisy.entropy > 7.9
+
+
+def test_an_exif_rotated_jpeg_is_measured_upright() -> None:
+    """A JPEG stored 300x200 with EXIF orientation 6 is 200x300 upright; it is turned once,
+    whether or not the caller turned it first (its hash is that of the upright picture)."""
+    stored = _scene(300, 200)
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", quality=95, exif=exif)
+    opened = Image.open(buffer)
+
+    raw = measure(opened)
+    turned = measure(ImageOps.exif_transpose(opened))
+    sideways = measure(_scene(300, 200))
+
+    assert (raw.width, raw.height, turned.width, turned.height) == (200, 300, 200, 300)
+    assert raw.aspect == pytest.approx(2 / 3)
+    assert _distance(raw.phash, turned.phash) <= 2
+    assert _distance(raw.phash, sideways.phash) > 10
+
+
+def test_transparency_is_measured_over_white() -> None:
+    """A fully transparent PNG whose hidden colour is black counts as white, as a page shows it."""
+    buffer = io.BytesIO()
+    Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(buffer, "PNG")
+
+    clear = measure(Image.open(buffer))
+
+    assert clear.brightness == pytest.approx(1.0)
+
+
+def test_16_bit_grey_and_small_digits_are_measured() -> None:
+    """A 16-bit grey PNG at half scale is mid-grey; a 28x28 digit keeps its size and has edges."""
+    half = np.full((40, 60), 32768, dtype=np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(half).save(buffer, "PNG")
+    digit = Image.new("L", (28, 28))
+    ImageDraw.Draw(digit).ellipse([7, 4, 21, 24], outline=255, width=3)
+
+    grey, small = measure(Image.open(buffer)), measure(digit)
+
+    assert grey.brightness == pytest.approx(0.5, abs=0.01)
+    assert (small.width, small.height) == (28, 28)
+    assert small.blur > 1000
+
+
+def test_planted_outliers_are_flagged_and_nothing_else() -> None:
+    """Among 100 ordinary images, exactly the 3 very blurry, 2 dark and 1 odd-size image are
+    flagged, each with its kind and a reason naming the percentile or the usual shape."""
+    project = _ordinary_project(100)
+    project |= {f"blurry{i}": _like(project, blur=blur) for i, blur in enumerate([4, 6.5, 9])}
+    project |= {f"dark{i}": _like(project, brightness=b) for i, b in enumerate([0.04, 0.08])}
+    project["odd"] = _like(project, width=120, height=1400)
+
+    flags = flag_outliers(project)
+
+    assert {name: [f.kind for f in found] for name, found in flags.items()} == {
+        "blurry0": ["blurry"],
+        "blurry1": ["blurry"],
+        "blurry2": ["blurry"],
+        "dark0": ["dark"],
+        "dark1": ["dark"],
+        "odd": ["odd size"],
+    }
+    assert re.fullmatch(
+        r"blur score 6\.5, in the blurriest 5% of this project, where most are about 3\d\d",
+        flags["blurry1"][0].reason,
+    )
+    assert flags["dark1"][0].reason == (
+        "mean brightness 0.08, in the darkest 5% of this project, where most are about 0.46"
+    )
+    assert flags["odd"][0].reason == "odd size: 120×1400, aspect 0.09 while most are about 1.3"
+
+
+def test_bright_featureless_and_oversized_images_are_flagged() -> None:
+    """A near-white image, one with little detail and one far larger than the rest are flagged
+    "bright", "low information" and "odd size", with the share they fall in."""
+    project = _ordinary_project(100)
+    project["white"] = _like(project, brightness=0.97)
+    project["plain"] = _like(project, entropy=2.0)
+    project["huge"] = _like(project, width=4000, height=3000)
+
+    flags = flag_outliers(project, share=0.1)
+
+    assert {name: [f.kind for f in found] for name, found in flags.items()} == {
+        "white": ["bright"],
+        "plain": ["low information"],
+        "huge": ["odd size"],
+    }
+    assert "in the brightest 10% of this project" in flags["white"][0].reason
+    assert flags["plain"][0].reason.startswith("entropy 2.0 bits (little detail), in the lowest")
+    assert re.fullmatch(
+        r"odd size: 4000×3000 while most are about 6\d\d×4\d\d", flags["huge"][0].reason
+    )
+
+
+def test_a_project_of_dark_images_is_not_all_dark() -> None:
+    """When every image is dark none stands out; when a tenth is far darker than the rest, only
+    the darkest `share` of the project is flagged dark."""
+    rng = np.random.default_rng(3)
+    ordinary = _ordinary_project(100)
+    dark = {n: _like_measures(m, brightness=rng.uniform(0.02, 0.12)) for n, m in ordinary.items()}
+    blacker = dict(dark)
+    for i in range(10):
+        blacker[f"ok{i}"] = _like_measures(dark[f"ok{i}"], brightness=0.0001 * (i + 1))
+    for i in range(10, 100):
+        blacker[f"ok{i}"] = _like_measures(dark[f"ok{i}"], brightness=rng.normal(0.3, 0.02))
+
+    flagged = flag_outliers(blacker, share=0.05)
+
+    assert flag_outliers(dark) == {}
+    assert {name: [f.kind for f in found] for name, found in flagged.items()} == {
+        f"ok{i}": ["dark"] for i in range(5)
+    }
+
+
+def test_a_small_project_flags_nothing() -> None:
+    """Below MIN_IMAGES measured images nothing is flagged, however extreme; at MIN_IMAGES the
+    same extreme image is."""
+    ordinary = _ordinary_project(MIN_IMAGES - 1)
+    extreme = _like(ordinary, blur=1.0)
+    reasons = {f"gone{i}": "image file not found: gone.png" for i in range(5)}
+
+    assert flag_outliers(dict(_ordinary_project(MIN_IMAGES - 2)) | {"x": extreme} | reasons) == {}
+    assert [f.kind for f in flag_outliers(ordinary | {"x": extreme} | reasons)["x"]] == ["blurry"]
+
+
+def test_identical_images_flag_nothing_but_one_odd_size_stands_out() -> None:
+    """All-equal measures (a spread of zero) flag nothing; one odd shape among 28x28 digits
+    does, and a one-pixel difference does not."""
+    digit = ImageMeasures(300.0, 0.13, 0.3, 1.5, 28, 28, 1.0, "0" * 16)
+    same = {f"d{i}": digit for i in range(99)}
+
+    assert flag_outliers(same) == {}
+    assert flag_outliers(same | {"wide": _like_measures(digit, width=28, height=29)}) == {}
+    tall = flag_outliers(same | {"tall": _like_measures(digit, width=28, height=300)})
+    assert tall["tall"][0].reason == "odd size: 28×300, aspect 0.09 while most are about 1.0"
+
+
+def test_a_resized_jpeg_copy_is_a_near_duplicate_and_another_picture_is_not() -> None:
+    """A copy shrunk to 80% and saved as JPEG at quality 70 is within 4 bits of the original;
+    a different picture is not."""
+    original = _scene(640, 480, seed=1)
+    buffer = io.BytesIO()
+    original.resize((512, 384), Image.Resampling.BILINEAR).save(buffer, "JPEG", quality=70)
+    hashes = {
+        "original.png": measure(original).phash,
+        "copy.jpg": measure(Image.open(buffer)).phash,
+        "other.png": measure(_scene(640, 480, seed=2)).phash,
+    }
+
+    pairs = near_duplicates(hashes)
+
+    assert [(a, b) for a, b, _ in pairs] == [("original.png", "copy.jpg")]
+    assert pairs[0][2] <= 4
+
+
+def test_dev_against_train_pairs_only_across_the_two_sets() -> None:
+    """With `against`, each pair has a dev image first and a train image second; pairs within
+    either set are not reported."""
+    dev = {"dev/a.png": "ffff0000ffff0000", "dev/a2.png": "ffff0000ffff0000"}
+    train = {"train/a.png": "ffff0000ffff0001", "train/b.png": "0123456789abcdef"}
+
+    pairs = near_duplicates(dev, against=train)
+
+    assert pairs == [("dev/a.png", "train/a.png", 1), ("dev/a2.png", "train/a.png", 1)]
+    assert near_duplicates(dev) == [("dev/a.png", "dev/a2.png", 0)]
+
+
+def test_50000_hashes_are_searched_in_seconds() -> None:
+    """50,000 random hashes with 100 planted copies a few bits off: every copy within 4 bits
+    is found, and nothing else, in well under the few seconds allowed."""
+    rng = np.random.default_rng(4)
+    hashes, planted = _planted_hashes(rng, 50_000, copies=100, max_flips=6)
+
+    started = time.perf_counter()
+    pairs = near_duplicates(hashes, max_distance=4)
+
+    assert time.perf_counter() - started < 3
+    assert {(a, b): d for a, b, d in pairs} == {k: d for k, d in planted.items() if d <= 4}
+    assert [d for _, _, d in pairs] == sorted(d for _, _, d in pairs)
+
+
+@pytest.mark.parametrize("max_distance", [0, 4, 8])
+def test_near_duplicates_agree_with_brute_force(max_distance: int) -> None:
+    """On 2,000 hashes (with copies up to 10 bits off) the search finds exactly the pairs a
+    comparison of every pair finds, within one set and between two."""
+    rng = np.random.default_rng(max_distance)
+    hashes, _ = _planted_hashes(rng, 1_800, copies=200, max_flips=10)
+    names = list(hashes)
+    dev = {n: hashes[n] for n in names[::2]}
+    train = {n: hashes[n] for n in names[1::2]}
+
+    assert sorted(near_duplicates(hashes, max_distance=max_distance)) == _brute_force(
+        hashes, hashes, max_distance
+    )
+    assert sorted(near_duplicates(dev, against=train, max_distance=max_distance)) == (
+        _brute_force(dev, train, max_distance)
+    )
+
+
+def test_a_malformed_hash_is_refused_naming_its_image() -> None:
+    """A hash that is not 16 hex digits raises ValueError naming the image."""
+    with pytest.raises(ValueError, match="'b.png'"):
+        near_duplicates({"a.png": "0" * 16, "b.png": "0x123"})
+
+
+def test_measure_images_reads_each_image_once_and_says_why_one_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every distinct image is opened once through the images root; a missing, a corrupt and
+    a truncated file give reasons naming them; progress counts from 0 up to the total."""
+    _scene(300, 200).save(tmp_path / "photo.jpg", quality=90)
+    Image.new("L", (28, 28), 30).save(tmp_path / "digit.png")
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    whole = (tmp_path / "photo.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    root = images_root(tmp_path)
+    opened: list[str] = []
+    real_open = root.open
+
+    def counting_open(image: str):
+        opened.append(image)
+        return real_open(image)
+
+    monkeypatch.setattr(root, "open", counting_open)
+    calls: list[tuple[int, int]] = []
+    asked = ["photo.jpg", "digit.png", "photo.jpg", "missing.png", "broken.png", "cut.jpg"]
+
+    found = measure_images(root, asked, workers=3, progress=lambda *call: calls.append(call))
+
+    assert list(found) == ["photo.jpg", "digit.png", "missing.png", "broken.png", "cut.jpg"]
+    assert sorted(opened) == sorted(found)
+    assert isinstance(found["photo.jpg"], ImageMeasures) and found["photo.jpg"].width == 300
+    assert isinstance(found["digit.png"], ImageMeasures) and found["digit.png"].entropy == 0
+    assert "not found" in found["missing.png"] and "missing.png" in found["missing.png"]
+    assert "not an image" in found["broken.png"] and "broken.png" in found["broken.png"]
+    assert "cut.jpg" in found["cut.jpg"]
+    assert calls[0] == (0, 5) and calls[-1] == (5, 5)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_a_large_jpeg_read_from_its_folder_measures_like_the_whole_image(tmp_path: Path) -> None:
+    """measure_images decodes a 12-megapixel JPEG at a reduced scale yet reports its full size,
+    a blur score close to measuring the whole decoded image, and the same hash."""
+    _scene(4000, 3000).save(tmp_path / "big.jpg", quality=90)
+
+    found = measure_images(tmp_path, ["big.jpg"])["big.jpg"]
+    whole = measure(Image.open(tmp_path / "big.jpg"))
+
+    assert isinstance(found, ImageMeasures)
+    assert (found.width, found.height) == (4000, 3000)
+    assert found.blur == pytest.approx(whole.blur, rel=0.2)
+    assert found.brightness == pytest.approx(whole.brightness, abs=0.01)
+    assert _distance(found.phash, whole.phash) <= 2
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _checkerboard(width: int, height: int) -> Image.Image:
+    """Squares of 32 pixels, dark and light, with a fine noise texture over them."""
+    rows, columns = np.mgrid[0:height, 0:width]
+    board = ((rows // 32 + columns // 32) % 2) * 160.0 + 48
+    noise = np.random.default_rng(0).normal(0, 12, board.shape)
+    return Image.fromarray(np.clip(board + noise, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def _scene(width: int, height: int, *, seed: int = 0) -> Image.Image:
+    """A photo-like picture: coloured discs of many sizes on a plain background."""
+    rng = np.random.default_rng(seed)
+    picture = Image.new("RGB", (width, height), (120, 140, 160))
+    draw = ImageDraw.Draw(picture)
+    for _ in range(30):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        r = int(rng.integers(width // 40, width // 6))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+    return picture
+
+
+def _ordinary_project(count: int) -> dict[str, ImageMeasures]:
+    """`count` photos about 640x480, sharp, mid-bright and detailed, varying a little."""
+    rng = np.random.default_rng(count)
+    project = {}
+    for i in range(count):
+        width, height = int(rng.integers(600, 680)), int(rng.integers(450, 510))
+        project[f"ok{i}"] = ImageMeasures(
+            blur=float(np.exp(rng.normal(np.log(300), 0.3))),
+            brightness=float(rng.normal(0.45, 0.05)),
+            contrast=float(rng.normal(0.2, 0.03)),
+            entropy=float(rng.normal(7.0, 0.2)),
+            width=width,
+            height=height,
+            aspect=width / height,
+            phash=f"{int(rng.integers(0, 2**63)):016x}",
+        )
+    return project
+
+
+def _like(project: dict[str, ImageMeasures], **changes: float) -> ImageMeasures:
+    """The project's first image with `changes`."""
+    return _like_measures(next(iter(project.values())), **changes)
+
+
+def _like_measures(measures: ImageMeasures, **changes: float) -> ImageMeasures:
+    fields = vars(measures) | changes
+    fields["aspect"] = fields["width"] / fields["height"]
+    return ImageMeasures(**fields)
+
+
+def _distance(one: str, other: str) -> int:
+    return (int(one, 16) ^ int(other, 16)).bit_count()
+
+
+def _planted_hashes(
+    rng: np.random.Generator, count: int, *, copies: int, max_flips: int
+) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
+    """`count` random 64-bit hashes, and `copies` copies of the first ones with 0 to
+    `max_flips` bits flipped: the hashes, and each planted pair with its distance."""
+    values = rng.integers(0, 2**64, count, dtype=np.uint64, endpoint=False)
+    hashes = {f"img{i}": f"{int(v):016x}" for i, v in enumerate(values)}
+    planted = {}
+    for i in range(copies):
+        flips = i % (max_flips + 1)
+        copy = int(values[i])
+        for bit in rng.choice(64, flips, replace=False):
+            copy ^= 1 << int(bit)
+        hashes[f"copy{i}"] = f"{copy:016x}"
+        planted[(f"img{i}", f"copy{i}")] = flips
+    return hashes, planted
+
+
+def _brute_force(
+    hashes: dict[str, str], against: dict[str, str], max_distance: int
+) -> list[tuple[str, str, int]]:
+    """Every pair within `max_distance` bits, by comparing each hash with every other."""
+    left = np.array([int(h, 16) for h in hashes.values()], dtype=np.uint64)
+    right = np.array([int(h, 16) for h in against.values()], dtype=np.uint64)
+    distance = np.bitwise_count(left[:, None] ^ right[None, :])
+    rows, columns = np.nonzero(distance <= max_distance)
+    names, others = list(hashes), list(against)
+    within = hashes is against
+    return sorted(
+        (names[i], others[j], int(distance[i, j]))
+        for i, j in zip(rows.tolist(), columns.tolist(), strict=True)
+        if not within or i < j
+    )
