@@ -507,6 +507,78 @@ def runs_command(state: _State, project: str, output_format: str) -> None:
         )
 
 
+@cli.command("analyze")
+@click.option("--project", required=True, help="Project name.")
+@click.option(
+    "--run",
+    "run_name",
+    help="The run (model version) to analyse [default: the project's latest run].",
+)
+@click.option(
+    "--no-images",
+    is_flag=True,
+    help="Only the likely label errors (from the prob_ columns): read no image.",
+)
+@click.pass_obj
+def analyze_command(state: _State, project: str, run_name: str | None, no_images: bool) -> None:
+    """Find likely label errors, blurry, dark, bright, low-information and odd-sized images,
+    and near-duplicates among the run's dev examples, for the review screen to suggest.
+
+    Likely label errors come from confident learning over the prob_<class> columns; image
+    signals are judged against the project's own images. Images measured once are kept, so
+    running it again (after an interruption, or a new run) measures only new images.
+    """
+    from labeltool.projects import get_project
+    from labeltool.signals import analyze
+
+    with state.database().begin() as session, _progress_bar("measuring images") as bar:
+        summary = analyze(
+            session,
+            project_id=get_project(session, project).id,
+            run=run_name,
+            images=not no_images,
+            progress=lambda _stage, done, total: bar(done, total),
+        )
+    click.echo(str(summary))
+
+
+@cli.command("suggest")
+@click.option("--project", required=True, help="Project name.")
+@click.option(
+    "--run",
+    "run_name",
+    help="The run (model version) [default: the project's latest run].",
+)
+@_format_option("table: one line a suggestion; csv and json: example_id, category, score, reason.")
+@click.pass_obj
+def suggest_command(state: _State, project: str, run_name: str | None, output_format: str) -> None:
+    """List the suggested categories of the run's dev errors (run `labeltool analyze` first):
+    example_id, category, score, reason. Nothing is tagged."""
+    import json
+
+    import pandas as pd
+
+    from labeltool.export import to_csv
+    from labeltool.projects import get_project
+    from labeltool.signals import suggestions
+
+    with state.database().begin() as session:
+        found = suggestions(session, project_id=get_project(session, project).id, run=run_name)
+    table = pd.DataFrame(
+        [(s.example_id, s.category, round(s.score, 4), s.reason) for s in found],
+        columns=["example_id", "category", "score", "reason"],
+    )
+    if output_format == "csv":
+        click.echo(to_csv(table), nl=False)
+    elif output_format == "json":
+        click.echo(json.dumps(table.to_dict("records"), indent=2, ensure_ascii=False))
+    elif table.empty:
+        click.echo("no suggestions (has `labeltool analyze` run on this run?)")
+    else:
+        for row in table.itertuples(index=False):
+            click.echo(f"{row.example_id:<20} {row.category:<24} {row.score:6.3f}  {row.reason}")
+
+
 def _iso(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 

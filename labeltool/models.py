@@ -326,6 +326,48 @@ class Review(Base):
     carried: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
+class Signal(Base):
+    """What `labeltool analyze` found about example `example_pk`: a likely label error, a
+    blurry or dark image, a near-duplicate... Each is a suggestion a reviewer confirms or
+    ignores; nothing here is a tag.
+    """
+
+    __tablename__ = "signals"
+    __table_args__ = (UniqueConstraint("example_pk", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    example_pk: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"))
+    #: A labeltool.signals kind, e.g. "likely label error", "blurry", "near duplicate".
+    kind: Mapped[str] = mapped_column(String(32))
+    #: Larger = more confident (comparable within a kind only).
+    score: Mapped[float] = mapped_column(Float)
+    #: One line in the method's words, e.g. "the model gives 0.97 to 4, the label 9 only 0.01".
+    reason: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImageMeasure(Base):
+    """What `labeltool analyze` measured of one image of a project, kept so that a second
+    analysis measures only the images it has not seen (labeltool.image_measures)."""
+
+    __tablename__ = "image_measures"
+    __table_args__ = (UniqueConstraint("project_id", "image"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    image: Mapped[str] = mapped_column(Text)
+    blur: Mapped[float | None] = mapped_column(Float)
+    brightness: Mapped[float | None] = mapped_column(Float)
+    contrast: Mapped[float | None] = mapped_column(Float)
+    entropy: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    #: Perceptual hash (hex), for near-duplicates.
+    phash: Mapped[str | None] = mapped_column(String(64))
+    #: Why the image could not be measured (missing, unreadable), or None.
+    problem: Mapped[str | None] = mapped_column(Text)
+
+
 def confusion_pair_name(label: str, prediction: str) -> str:
     """Name a confusion pair the way the method does: true label "-as-" predicted label."""
     return f"{label}-as-{prediction}"

@@ -18,7 +18,17 @@ from sqlalchemy.orm import Session
 
 from labeltool.db import Database, alembic_config, downgrade, make_engine, upgrade
 from labeltool.errors import LabeltoolError
-from labeltool.models import Base, Category, Example, Project, Review, Run, Tag
+from labeltool.models import (
+    Base,
+    Category,
+    Example,
+    ImageMeasure,
+    Project,
+    Review,
+    Run,
+    Signal,
+    Tag,
+)
 
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -110,7 +120,11 @@ def test_every_revision_steps_down_and_up_again_keeping_every_row(engine: Engine
         assert _reviewers_work(engine) == kept
     for revision in reversed(revisions[:-1]):
         upgrade(engine, revision)
-        assert _row_counts(engine) == _present(engine, counts), f"rows lost going up to {revision}"
+        # Signals are derived (labeltool analyze makes them again): a downgrade below 0009
+        # drops them, and the step back up cannot bring them back.
+        assert _without(_row_counts(engine), RECOMPUTED) == _without(
+            _present(engine, counts), RECOMPUTED
+        ), f"rows lost going up to {revision}"
         assert _reviewers_work(engine) == kept
 
     assert _current_revision(engine) == _head()
@@ -311,6 +325,14 @@ def _row_counts(engine: Engine) -> dict[str, int]:
         }
 
 
+#: Tables of derived data, recomputed rather than kept across a downgrade.
+RECOMPUTED = {"signals", "image_measures"}
+
+
+def _without(counts: dict[str, int], tables: set[str]) -> dict[str, int]:
+    return {table: n for table, n in counts.items() if table not in tables}
+
+
 def _present(engine: Engine, counts: dict[str, int]) -> dict[str, int]:
     """`counts` of the tables the schema has at its current revision."""
     present = _tables(engine)
@@ -368,6 +390,13 @@ def _add_reviewed_project(engine: Engine) -> None:
                 Tag(example_pk=examples[1].id, category_id=wrong.id, reviewer="ann"),
                 Review(example_pk=examples[0].id, reviewer="ann"),
                 Review(example_pk=examples[1].id, reviewer="ann"),
+                ImageMeasure(project_id=project.id, image="images/ex0.png", blur=3.5),
+                Signal(
+                    example_pk=examples[1].id,
+                    kind="likely label error",
+                    score=0.9,
+                    reason="the model gives 0.95 to dog, the label cat only 0.05",
+                ),
             ]
         )
 

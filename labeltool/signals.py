@@ -1,0 +1,318 @@
+"""Signals: what the tool can notice about a run's dev examples before a reviewer looks.
+
+`analyze` computes, for a project's run, and stores in `signals` (one row per example and
+kind, replaced on each analysis):
+
+- *likely label error*: confident learning over the `prob_<class>` columns
+  (labeltool.label_issues), ranked by self-confidence;
+- *blurry*, *dark*, *bright*, *low information*, *odd size*: image measures judged against the
+  project's own distribution (labeltool.image_measures), measured once per image and kept in
+  `image_measures`, so a second analysis measures only images it has not seen (incremental,
+  and resumable: a stopped analysis keeps what it measured);
+- *near duplicate*: perceptual hashes within the dev set and between dev and train.
+
+`suggestions` turns the signals of the run's dev errors into suggested categories: a kind
+suggests the project's category of the same name (case aside), and a likely label error the
+category that marks incorrect labels. Suggestions are never applied on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from labeltool.config import DEFAULT_SPLIT
+from labeltool.limits import shown
+from labeltool.models import Category, Example, ImageMeasure, Project, Signal, utcnow
+from labeltool.runs import get_run
+from labeltool.storage import images_root
+
+LABEL_ERROR = "likely label error"
+NEAR_DUPLICATE = "near duplicate"
+#: The image kinds labeltool.image_measures.flag_outliers gives.
+IMAGE_KINDS = ("blurry", "dark", "bright", "low information", "odd size")
+KINDS = (LABEL_ERROR, *IMAGE_KINDS, NEAR_DUPLICATE)
+
+#: progress(stage, done, total).
+Progress = Callable[[str, int, int], None]
+
+_BATCH = 500
+
+
+@dataclass(frozen=True)
+class AnalysisSummary:
+    """What an analysis found, for the CLI's last line."""
+
+    run: str
+    examples: int
+    measured: int
+    unreadable: int
+    found: dict[str, int]
+
+    def __str__(self) -> str:
+        found = ", ".join(f"{n} {kind}" for kind, n in self.found.items() if n) or "nothing"
+        return (
+            f"run '{self.run}': {self.examples} dev examples analysed, {self.measured} images "
+            f"measured ({self.unreadable} unreadable); found {found}"
+        )
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A suggested category for one dev error, with the signal behind it."""
+
+    example_id: str
+    category: str
+    kind: str
+    score: float
+    reason: str
+
+
+def analyze(
+    session: Session,
+    *,
+    project_id: int,
+    run: str | None = None,
+    images: bool = True,
+    progress: Progress | None = None,
+) -> AnalysisSummary:
+    """Compute and store the signals of the project's run called `run` (the latest without
+    one), see the module doc; returns what was found. `images=False` skips the image
+    measures and near-duplicates (no image is read)."""
+    project = session.get(Project, project_id)
+    run = get_run(session, project_id=project_id, name=run)
+    rows = session.execute(
+        select(
+            Example.id,
+            Example.example_id,
+            Example.image,
+            Example.label,
+            Example.prediction,
+            Example.probabilities,
+            Example.split,
+        ).where(Example.run_id == run.id)
+    ).all()
+    dev = [r for r in rows if r.split == DEFAULT_SPLIT]
+    found: dict[int, dict[str, tuple[float, str]]] = {}
+
+    for pk, score, reason in _label_errors(dev, list(project.class_names or [])):
+        found.setdefault(pk, {})[LABEL_ERROR] = (score, reason)
+
+    measured = unreadable = 0
+    if images:
+        measured, unreadable, kept = _measure(session, project, rows, progress)
+        for pk, kind, score, reason in _image_signals(dev, rows, kept):
+            found.setdefault(pk, {})[kind] = (score, reason)
+
+    dev_pks = [r.id for r in dev]
+    for start in range(0, len(dev_pks), _BATCH):
+        batch = dev_pks[start : start + _BATCH]
+        session.execute(delete(Signal).where(Signal.example_pk.in_(batch)))
+    now = utcnow()
+    session.add_all(
+        Signal(example_pk=pk, kind=kind, score=score, reason=reason, computed_at=now)
+        for pk, kinds in found.items()
+        for kind, (score, reason) in kinds.items()
+    )
+    session.flush()
+    counts = {kind: 0 for kind in KINDS}
+    for kinds in found.values():
+        for kind in kinds:
+            counts[kind] += 1
+    return AnalysisSummary(
+        run=run.name, examples=len(dev), measured=measured, unreadable=unreadable, found=counts
+    )
+
+
+def suggestions(session: Session, *, project_id: int, run: str | None = None) -> list[Suggestion]:
+    """The suggested categories of the run's dev errors, most confident first within each
+    kind, for the kinds the project has a category for."""
+    run = get_run(session, project_id=project_id, name=run)
+    categories = session.scalars(
+        select(Category).where(Category.project_id == project_id, Category.archived.is_(False))
+    ).all()
+    by_kind = category_for_kind(categories)
+    rows = session.execute(
+        select(Example.example_id, Signal.kind, Signal.score, Signal.reason)
+        .join(Signal, Signal.example_pk == Example.id)
+        .where(
+            Example.run_id == run.id,
+            Example.split == DEFAULT_SPLIT,
+            Example.is_error.is_(True),
+        )
+        .order_by(Signal.kind, Signal.score.desc(), Example.example_id)
+    ).all()
+    return [
+        Suggestion(example_id, by_kind[kind], kind, float(score), reason)
+        for example_id, kind, score, reason in rows
+        if kind in by_kind
+    ]
+
+
+def category_for_kind(categories: Sequence[Category]) -> dict[str, str]:
+    """Which category each signal kind suggests: the category of the same name (case aside);
+    a likely label error, the category that marks incorrect labels."""
+    names = {c.name.casefold(): c.name for c in categories}
+    found = {kind: names[kind] for kind in KINDS if kind in names}
+    marking = [c.name for c in categories if c.marks_incorrect_label]
+    if marking:
+        found[LABEL_ERROR] = marking[0]
+    if NEAR_DUPLICATE not in found and "duplicate" in names:
+        found[NEAR_DUPLICATE] = names["duplicate"]
+    return found
+
+
+# --- likely label errors ---------------------------------------------------------------
+
+
+def _label_errors(dev: list, classes: list[str]) -> list[tuple[int, float, str]]:
+    """(example pk, score, reason) of the dev examples confident learning flags."""
+    from labeltool import label_issues
+
+    index = {c: i for i, c in enumerate(classes)}
+    usable = [
+        r
+        for r in dev
+        if r.probabilities and r.label in index and all(c in r.probabilities for c in classes)
+    ]
+    if len(usable) < 2 or len(classes) < 2:
+        return []
+    labels = np.array([index[r.label] for r in usable])
+    probs = np.array([[r.probabilities[c] for c in classes] for r in usable], dtype=float)
+    totals = probs.sum(axis=1, keepdims=True)
+    probs = np.divide(probs, totals, out=np.full_like(probs, 1 / len(classes)), where=totals > 0)
+    flagged = label_issues.find_label_issues(labels, probs, rank_by="self_confidence")
+    quality = label_issues.label_quality(labels, probs, rank_by="self_confidence")
+    found = []
+    for position in flagged:
+        row = usable[int(position)]
+        top = int(np.argmax(probs[position]))
+        found.append(
+            (
+                row.id,
+                float(1.0 - quality[position]),
+                f"the model gives {probs[position, top]:.2f} to {shown(classes[top])}, the "
+                f"label {shown(row.label)} only {probs[position, labels[position]]:.2f}",
+            )
+        )
+    return found
+
+
+def _image_score(kind: str, measure) -> float:
+    """How strongly an image is what its flag says, for ranking within a kind (larger: more)."""
+    if kind == "blurry":
+        return 1.0 / (1.0 + max(measure.blur, 0.0))
+    if kind == "dark":
+        return 1.0 - measure.brightness
+    if kind == "bright":
+        return measure.brightness
+    if kind == "low information":
+        return 1.0 / (1.0 + max(measure.entropy, 0.0))
+    return 1.0
+
+
+# --- image measures --------------------------------------------------------------------
+
+
+def _measure(session: Session, project: Project, rows: list, progress: Progress | None):
+    """Measure the run's images not measured yet; return (measured now, unreadable in all,
+    {image: ImageMeasure} of every image of the run)."""
+    from labeltool import image_measures
+
+    wanted = sorted({r.image for r in rows})
+    kept = {
+        m.image: m
+        for m in session.scalars(select(ImageMeasure).where(ImageMeasure.project_id == project.id))
+    }
+    todo = [image for image in wanted if image not in kept]
+    root = images_root(project.images_root)
+    done = 0
+    for start in range(0, len(todo), _BATCH):
+        batch = todo[start : start + _BATCH]
+        results = image_measures.measure_images(root, batch)
+        for image in batch:
+            result = results.get(image, "not measured")
+            if isinstance(result, str):
+                measure = ImageMeasure(project_id=project.id, image=image, problem=result)
+            else:
+                measure = ImageMeasure(
+                    project_id=project.id,
+                    image=image,
+                    blur=result.blur,
+                    brightness=result.brightness,
+                    contrast=result.contrast,
+                    entropy=result.entropy,
+                    width=result.width,
+                    height=result.height,
+                    phash=result.phash,
+                )
+            session.add(measure)
+            kept[image] = measure
+        session.flush()  # resumable: what is measured stays measured in this transaction
+        done += len(batch)
+        if progress:
+            progress("measuring images", done, len(todo))
+    unreadable = sum(1 for image in wanted if kept[image].problem)
+    return len(todo), unreadable, {image: kept[image] for image in wanted}
+
+
+def _image_signals(dev: list, rows: list, kept: dict) -> list[tuple[int, str, float, str]]:
+    """(example pk, kind, score, reason) from the image measures of the dev images, judged
+    against the project's own distribution, and near-duplicates."""
+    from labeltool import image_measures
+
+    measures = {
+        image: image_measures.ImageMeasures(
+            blur=m.blur,
+            brightness=m.brightness,
+            contrast=m.contrast,
+            entropy=m.entropy,
+            width=m.width,
+            height=m.height,
+            aspect=(m.width / m.height) if m.width and m.height else 1.0,
+            phash=m.phash,
+        )
+        for image, m in kept.items()
+        if not m.problem
+    }
+    dev_images = {r.image for r in dev}
+    flags = image_measures.flag_outliers(
+        {image: v for image, v in measures.items() if image in dev_images}
+    )
+    found = []
+    by_image: dict[str, list] = {}
+    for r in dev:
+        by_image.setdefault(r.image, []).append(r)
+    for image, image_flags in flags.items():
+        for flag in image_flags:
+            score = _image_score(flag.kind, measures[image])
+            for r in by_image.get(image, ()):
+                found.append((r.id, flag.kind, score, flag.reason))
+
+    dev_hashes = {i: m.phash for i, m in measures.items() if i in dev_images and m.phash}
+    train_images = {r.image for r in rows if r.split != DEFAULT_SPLIT} - dev_images
+    train_hashes = {i: m.phash for i, m in measures.items() if i in train_images and m.phash}
+    pairs = image_measures.near_duplicates(dev_hashes)
+    if train_hashes:
+        pairs += image_measures.near_duplicates(dev_hashes, against=train_hashes)
+    closest: dict[str, tuple[int, str]] = {}
+    for a, b, distance in pairs:
+        for image, other in ((a, b), (b, a)):
+            if image in dev_images and (image not in closest or distance < closest[image][0]):
+                closest[image] = (distance, other)
+    for image, (distance, other) in closest.items():
+        where = "the train split" if other in train_images else "the dev set"
+        for r in by_image.get(image, ()):
+            found.append(
+                (
+                    r.id,
+                    NEAR_DUPLICATE,
+                    float(64 - distance) / 64,
+                    f"looks like {shown(other)} in {where} (hash distance {distance})",
+                )
+            )
+    return found

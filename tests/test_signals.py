@@ -1,0 +1,192 @@
+"""`labeltool analyze` and `labeltool suggest`: signals computed from a real project (real
+images on disk, a real database on both backends) and the categories they suggest."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageFilter
+from sqlalchemy import func, select
+
+from labeltool.categories import create_category
+from labeltool.cli import cli
+from labeltool.db import Database
+from labeltool.importing import import_predictions
+from labeltool.models import ImageMeasure, Project, Signal
+from labeltool.projects import get_project
+from labeltool.signals import LABEL_ERROR, analyze, suggestions
+
+CLASSES = ("cat", "dog", "fox")
+N = 60
+#: The example whose label is wrong: the model is sure (0.97) it is a fox.
+FLIPPED = "ex0007"
+#: Examples whose images are heavily blurred copies.
+BLURRED = ("ex0003", "ex0011")
+
+
+def _texture(seed: int) -> Image.Image:
+    """A sharp 64x64 picture: random blocks, so its edges are crisp."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, size=(8, 8), dtype=np.uint8)
+    return Image.fromarray(np.kron(blocks, np.ones((8, 8), dtype=np.uint8))).convert("RGB")
+
+
+def _project_files(folder: Path) -> Path:
+    """A predictions file of N examples (a third misclassified), with probabilities and
+    real images; FLIPPED's label disagrees with a confident model, BLURRED are blurred."""
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for i in range(N):
+        example_id = f"ex{i:04d}"
+        label = CLASSES[i % 3]
+        prediction = CLASSES[(i + 1) % 3] if i % 3 == 0 or example_id == FLIPPED else label
+        probs = {c: 0.05 for c in CLASSES}
+        probs[prediction] = 0.9
+        if example_id == FLIPPED:
+            probs = {c: 0.015 for c in CLASSES}
+            probs[prediction] = 0.97
+        elif prediction != label:
+            probs[label] = 0.35
+            probs[prediction] = 0.6
+            probs[next(c for c in CLASSES if c not in (label, prediction))] = 0.05
+        image = _texture(i)
+        if example_id in BLURRED:
+            image = image.filter(ImageFilter.GaussianBlur(6))
+        image.save(folder / "images" / f"{example_id}.png")
+        rows.append(
+            {
+                "example_id": example_id,
+                "image": f"images/{example_id}.png",
+                "label": label,
+                "prediction": prediction,
+                **{f"prob_{c}": f"{p:.3f}" for c, p in probs.items()},
+            }
+        )
+    path = folder / "predictions.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def project(db: Database, tmp_path: Path) -> int:
+    path = _project_files(tmp_path / "project")
+    with db.begin() as session:
+        import_predictions(session, path, project="pets")
+        project_id = get_project(session, "pets").id
+        create_category(
+            session, project_id=project_id, name="incorrectly labeled", marks_incorrect_label=True
+        )
+        create_category(session, project_id=project_id, name="Blurry")
+    return project_id
+
+
+def test_a_confidently_contradicted_label_is_suggested_as_incorrectly_labeled(
+    db: Database, project: int
+) -> None:
+    """Confident learning flags the example the model gives 0.97 to another class, and the
+    suggestion names the category that marks incorrect labels, with the numbers why."""
+    with db.begin() as session:
+        summary = analyze(session, project_id=project, images=False)
+    assert summary.found[LABEL_ERROR] >= 1
+
+    with db.begin() as session:
+        found = [s for s in suggestions(session, project_id=project) if s.kind == LABEL_ERROR]
+    assert found[0].example_id == FLIPPED
+    assert found[0].category == "incorrectly labeled"
+    assert "0.97 to 'fox'" in found[0].reason and "'dog' only 0.01" in found[0].reason
+    assert found[0].score == pytest.approx(1 - 0.015 / 1.0, abs=0.01)
+
+
+def test_blurred_images_are_suggested_as_the_projects_blurry_category(
+    db: Database, project: int
+) -> None:
+    """The two blurred copies are flagged against the project's own images and suggested as
+    its category named 'Blurry' (case aside) where they are errors; sharp ones are not."""
+    with db.begin() as session:
+        analyze(session, project_id=project)
+    with db.begin() as session:
+        flagged = set(session.scalars(select(Signal.example_pk).where(Signal.kind == "blurry")))
+        ids = {s.example_id for s in suggestions(session, project_id=project) if s.kind == "blurry"}
+    assert len(flagged) == len(BLURRED)
+    errors = {e for e in BLURRED if int(e[2:]) % 3 == 0}
+    assert ids == errors
+    assert all(s for s in ids)
+
+
+def test_a_second_analysis_measures_only_new_images_and_replaces_the_signals(
+    db: Database, project: int
+) -> None:
+    """Measures are kept per image: analysing again reads no image, and leaves one signal per
+    example and kind (replaced, not added)."""
+    with db.begin() as session:
+        first = analyze(session, project_id=project)
+    with db.begin() as session:
+        signals_before = session.scalar(select(func.count()).select_from(Signal))
+        second = analyze(session, project_id=project)
+        signals_after = session.scalar(select(func.count()).select_from(Signal))
+        measured = session.scalar(select(func.count()).select_from(ImageMeasure))
+    assert (first.measured, second.measured) == (N, 0)
+    assert measured == N
+    assert signals_before == signals_after > 0
+
+
+def test_deleting_the_project_deletes_its_signals_and_measures(db: Database, project: int) -> None:
+    with db.begin() as session:
+        analyze(session, project_id=project)
+    with db.begin() as session:
+        session.delete(session.get(Project, project))
+    with db.begin() as session:
+        assert session.scalar(select(func.count()).select_from(Signal)) == 0
+        assert session.scalar(select(func.count()).select_from(ImageMeasure)) == 0
+
+
+def test_the_cli_analyses_and_lists_suggestions_as_csv_and_json(db_url: str, tmp_path: Path):
+    """`labeltool analyze` then `labeltool suggest --format csv|json`: the columns the issue
+    names, the flipped label first among the likely label errors."""
+    path = _project_files(tmp_path / "project")
+    runner = CliRunner()
+    base = ["--db", db_url]
+    result = runner.invoke(
+        cli,
+        [
+            *base,
+            "import",
+            str(path),
+            "--project",
+            "pets",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    database = Database.open(db_url)
+    try:
+        with database.begin() as session:
+            create_category(
+                session,
+                project_id=get_project(session, "pets").id,
+                name="incorrectly labeled",
+                marks_incorrect_label=True,
+            )
+    finally:
+        database.dispose()
+
+    result = runner.invoke(cli, [*base, "analyze", "--project", "pets"])
+    assert result.exit_code == 0, result.output
+    assert "likely label error" in result.output
+
+    result = runner.invoke(cli, [*base, "suggest", "--project", "pets", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert list(rows[0]) == ["example_id", "category", "score", "reason"]
+    assert rows[0]["example_id"] == FLIPPED and rows[0]["category"] == "incorrectly labeled"
+
+    result = runner.invoke(cli, [*base, "suggest", "--project", "pets", "--format", "json"])
+    assert json.loads(result.output)[0]["example_id"] == FLIPPED
