@@ -25,6 +25,8 @@ run: $(STAMP)
 		--run 2 --note "blur augmentation, 6 epochs" --target blurry
 	$(VENV)/bin/labeltool --db $(DB) import sample_data/shapes/predictions.csv --project shapes \
 		--note "tiny-rgb-cnn-64x48" --categories sample_data/shapes/categories.csv
+	$(VENV)/bin/labeltool --db $(DB) analyze --project digits
+	$(VENV)/bin/labeltool --db $(DB) analyze --project shapes
 	$(VENV)/bin/labeltool --db $(DB) serve --port $(PORT)
 
 ## Run every test (PostgreSQL ones too when LABELTOOL_TEST_DATABASE_URL is set).
