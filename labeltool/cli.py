@@ -550,8 +550,17 @@ def analyze_command(state: _State, project: str, run_name: str | None, no_images
     help="The run (model version) [default: the project's latest run].",
 )
 @_format_option("table: one line a suggestion; csv and json: example_id, category, score, reason.")
+@click.option(
+    "--quality",
+    is_flag=True,
+    help="Instead, how good each suggester has been on the reviewed errors: of the errors it "
+    "suggested its category for, the share reviewers tagged with it (precision), and of those "
+    "they tagged, the share it had suggested (recall).",
+)
 @click.pass_obj
-def suggest_command(state: _State, project: str, run_name: str | None, output_format: str) -> None:
+def suggest_command(
+    state: _State, project: str, run_name: str | None, output_format: str, quality: bool
+) -> None:
     """List the suggested categories of the run's dev errors (run `labeltool analyze` first):
     example_id, category, score, reason. Nothing is tagged."""
     import json
@@ -560,18 +569,55 @@ def suggest_command(state: _State, project: str, run_name: str | None, output_fo
 
     from labeltool.export import to_csv
     from labeltool.projects import get_project
-    from labeltool.signals import suggestions
+    from labeltool.signals import suggester_quality, suggestions
 
     with state.database().begin() as session:
-        found = suggestions(session, project_id=get_project(session, project).id, run=run_name)
-    table = pd.DataFrame(
-        [(s.example_id, s.category, round(s.score, 4), s.reason) for s in found],
-        columns=["example_id", "category", "score", "reason"],
-    )
+        project_id = get_project(session, project).id
+        if quality:
+            rows = suggester_quality(session, project_id=project_id, run=run_name)
+            table = pd.DataFrame(
+                [
+                    {
+                        "suggester": q.kind,
+                        "category": q.category,
+                        "suggested": q.suggested,
+                        "confirmed": q.confirmed,
+                        "precision": q.precision,
+                        "tagged": q.tagged,
+                        "recall": q.recall,
+                    }
+                    for q in rows
+                ],
+                columns=[
+                    "suggester",
+                    "category",
+                    "suggested",
+                    "confirmed",
+                    "precision",
+                    "tagged",
+                    "recall",
+                ],
+            )
+        else:
+            found = suggestions(session, project_id=project_id, run=run_name)
+            table = pd.DataFrame(
+                [(s.example_id, s.category, round(s.score, 4), s.reason) for s in found],
+                columns=["example_id", "category", "score", "reason"],
+            )
     if output_format == "csv":
         click.echo(to_csv(table), nl=False)
     elif output_format == "json":
-        click.echo(json.dumps(table.to_dict("records"), indent=2, ensure_ascii=False))
+        records = table.astype(object).where(table.notna(), None).to_dict("records")
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    elif quality:
+        for q in rows:
+            precision = f"{q.precision:.0%}" if q.precision is not None else "n/a"
+            recall = f"{q.recall:.0%}" if q.recall is not None else "n/a"
+            click.echo(
+                f"{q.kind:<20} -> {q.category:<22} precision {precision:>4} ({q.confirmed} of "
+                f"{q.suggested} reviewed suggestions tagged)  recall {recall:>4} "
+                f"({q.confirmed} of {q.tagged} tagged)"
+            )
     elif table.empty:
         click.echo("no suggestions (has `labeltool analyze` run on this run?)")
     else:

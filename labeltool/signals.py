@@ -22,12 +22,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.limits import shown
-from labeltool.models import Category, Example, ImageMeasure, Project, Signal, utcnow
+from labeltool.models import (
+    REVIEWED_STATES,
+    Category,
+    Example,
+    ImageMeasure,
+    Project,
+    Signal,
+    Tag,
+    utcnow,
+)
 from labeltool.runs import get_run
 from labeltool.storage import images_root
 
@@ -151,6 +160,84 @@ def suggestions(session: Session, *, project_id: int, run: str | None = None) ->
         for example_id, kind, score, reason in rows
         if kind in by_kind
     ]
+
+
+@dataclass(frozen=True)
+class SuggesterQuality:
+    """How one suggester did on the errors reviewers have reviewed: of those it suggested
+    its category for, how many the reviewers tagged with it (precision), and of those they
+    tagged with it, how many it had suggested (recall)."""
+
+    kind: str
+    category: str
+    suggested: int
+    confirmed: int
+    tagged: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.confirmed / self.suggested if self.suggested else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.confirmed / self.tagged if self.tagged else None
+
+    @property
+    def precision_interval(self) -> tuple[float, float] | None:
+        from labeltool.estimate import wilson_interval
+
+        return wilson_interval(self.confirmed, self.suggested) if self.suggested else None
+
+
+def suggester_quality(
+    session: Session, *, project_id: int, run: str | None = None
+) -> list[SuggesterQuality]:
+    """Each suggester's precision and recall on the run's reviewed dev errors, judged by the
+    reviewers' own tags (a tag counts whether the reviewer accepted the suggestion or chose
+    the category by hand). Aggregated in the database: no example is loaded."""
+    run_row = get_run(session, project_id=project_id, name=run)
+    categories = session.scalars(
+        select(Category).where(Category.project_id == project_id, Category.archived.is_(False))
+    ).all()
+    by_name = {c.name: c.id for c in categories}
+    reviewed = (
+        select(Example.id)
+        .where(
+            Example.run_id == run_row.id,
+            Example.split == DEFAULT_SPLIT,
+            Example.is_error.is_(True),
+            Example.review_state.in_(REVIEWED_STATES),
+        )
+        .subquery()
+    )
+    found = []
+    for kind, name in category_for_kind(categories).items():
+        category_id = by_name[name]
+        suggested = select(Signal.example_pk).where(
+            Signal.kind == kind, Signal.example_pk.in_(select(reviewed.c.id))
+        )
+        tagged = select(Tag.example_pk).where(
+            Tag.category_id == category_id, Tag.example_pk.in_(select(reviewed.c.id))
+        )
+        counts = session.execute(
+            select(
+                select(func.count()).select_from(suggested.subquery()).scalar_subquery(),
+                select(func.count(func.distinct(tagged.subquery().c.example_pk))).scalar_subquery(),
+                select(func.count())
+                .select_from(suggested.where(Signal.example_pk.in_(tagged)).subquery())
+                .scalar_subquery(),
+            )
+        ).one()
+        found.append(
+            SuggesterQuality(
+                kind=kind,
+                category=name,
+                suggested=int(counts[0]),
+                tagged=int(counts[1]),
+                confirmed=int(counts[2]),
+            )
+        )
+    return found
 
 
 def category_for_kind(categories: Sequence[Category]) -> dict[str, str]:

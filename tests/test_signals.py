@@ -190,3 +190,80 @@ def test_the_cli_analyses_and_lists_suggestions_as_csv_and_json(db_url: str, tmp
 
     result = runner.invoke(cli, [*base, "suggest", "--project", "pets", "--format", "json"])
     assert json.loads(result.output)[0]["example_id"] == FLIPPED
+
+
+def test_each_suggesters_precision_is_judged_by_the_reviewers_own_tags(
+    db: Database, project: int
+) -> None:
+    """Of the reviewed errors a suggester spoke about, the share the reviewers tagged with its
+    category (precision), and of those they tagged, the share it had suggested (recall)."""
+    from labeltool.labeling import mark_reviewed, set_tag
+    from labeltool.models import Category, Example
+    from labeltool.signals import suggester_quality
+
+    with db.begin() as session:
+        analyze(session, project_id=project)
+    with db.begin() as session:
+        pk = {e.example_id: e.id for e in session.scalars(select(Example))}
+        category = {c.name: c.id for c in session.scalars(select(Category))}
+        # The flipped label: suggested and confirmed. ex0003 (blurred, an error): suggested
+        # blurry, reviewed without it. ex0000 (sharp, an error): tagged blurry unsuggested.
+        set_tag(
+            session,
+            example_pks=[pk[FLIPPED]],
+            category_id=category["incorrectly labeled"],
+            reviewer="ana",
+        )
+        set_tag(session, example_pks=[pk["ex0000"]], category_id=category["Blurry"], reviewer="ana")
+        mark_reviewed(
+            session, example_pks=[pk[i] for i in (FLIPPED, "ex0003", "ex0000")], reviewer="ana"
+        )
+
+    with db.begin() as session:
+        quality = {q.kind: q for q in suggester_quality(session, project_id=project)}
+    label = quality[LABEL_ERROR]
+    assert (label.category, label.suggested, label.confirmed, label.tagged) == (
+        "incorrectly labeled",
+        1,
+        1,
+        1,
+    )
+    assert label.precision == 1.0
+    blurry = quality["blurry"]
+    assert (blurry.category, blurry.suggested, blurry.confirmed, blurry.tagged) == (
+        "Blurry",
+        1,
+        0,
+        1,
+    )
+    assert (blurry.precision, blurry.recall) == (0.0, 0.0)
+
+
+def test_the_cli_prints_each_suggesters_quality(db_url: str, tmp_path: Path) -> None:
+    """`labeltool suggest --quality --format csv`: one row a suggester with its counts; before
+    any review its precision is empty (not 0), since nothing has been judged."""
+    path = _project_files(tmp_path / "project")
+    runner = CliRunner()
+    base = ["--db", db_url]
+    assert runner.invoke(cli, [*base, "import", str(path), "--project", "pets"]).exit_code == 0
+    database = Database.open(db_url)
+    try:
+        with database.begin() as session:
+            create_category(
+                session,
+                project_id=get_project(session, "pets").id,
+                name="incorrectly labeled",
+                marks_incorrect_label=True,
+            )
+    finally:
+        database.dispose()
+    assert runner.invoke(cli, [*base, "analyze", "--project", "pets", "--no-images"]).exit_code == 0
+
+    result = runner.invoke(
+        cli, [*base, "suggest", "--project", "pets", "--quality", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [(r["suggester"], r["category"], r["suggested"], r["precision"]) for r in rows] == [
+        (LABEL_ERROR, "incorrectly labeled", "0", "")
+    ]
