@@ -18,7 +18,7 @@ from app_pages.common import (
     transaction,
 )
 from app_pages.text import plain
-from labeltool import eyeball, report, review_queue, splits
+from labeltool import eyeball, report, review_queue, signals, splits
 from labeltool.categories import list_categories, update_category
 from labeltool.export import FIXED_COLUMNS, corrections_table, long_table, to_csv, wide_table
 from labeltool.models import Project, confusion_pair_name
@@ -420,6 +420,48 @@ if split.fraction is not None:
     )
     if split.warning:
         st.warning(split.warning)
+
+# --- how good the suggestions are -------------------------------------------------------------
+st.subheader("How good the suggestions are")
+with transaction() as session:
+    quality = (
+        signals.suggester_quality(session, project_id=project.id, run_id=run_id)
+        if signals.analysed(session, run_id=run_id)
+        else []
+    )
+if not quality:
+    st.caption(
+        "No suggestions for this run: `labeltool analyze --project NAME` finds likely label "
+        "errors, blurry, dark or odd images and near-duplicates, suggested as the project's "
+        "categories of the same name (and the one marking incorrect labels)."
+    )
+else:
+    st.caption(
+        "Judged by the reviewers' own tags on the reviewed errors: precision is the share of "
+        "the errors a suggester spoke about that reviewers tagged with its category; recall, "
+        "the share of the errors tagged with the category that it had suggested."
+    )
+    st.dataframe(
+        _percentages(
+            pd.DataFrame(
+                [
+                    {
+                        "suggester": q.kind,
+                        "category": q.category,
+                        "suggested": q.suggested,
+                        "confirmed": q.confirmed,
+                        "precision": q.precision,
+                        "tagged": q.tagged,
+                        "recall": q.recall,
+                    }
+                    for q in quality
+                ]
+            ),
+            ["precision", "recall"],
+        ),
+        key="suggester_quality",
+        hide_index=True,
+    )
 
 # --- reviewers and downloads ------------------------------------------------------------------
 st.subheader("Reviewers")

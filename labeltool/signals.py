@@ -33,6 +33,7 @@ from labeltool.models import (
     Example,
     ImageMeasure,
     Project,
+    Run,
     Signal,
     Tag,
     utcnow,
@@ -190,12 +191,16 @@ class SuggesterQuality:
 
 
 def suggester_quality(
-    session: Session, *, project_id: int, run: str | None = None
+    session: Session, *, project_id: int, run: str | None = None, run_id: int | None = None
 ) -> list[SuggesterQuality]:
     """Each suggester's precision and recall on the run's reviewed dev errors, judged by the
     reviewers' own tags (a tag counts whether the reviewer accepted the suggestion or chose
     the category by hand). Aggregated in the database: no example is loaded."""
-    run_row = get_run(session, project_id=project_id, name=run)
+    run_row = (
+        session.get(Run, run_id)
+        if run_id is not None
+        else get_run(session, project_id=project_id, name=run)
+    )
     categories = session.scalars(
         select(Category).where(Category.project_id == project_id, Category.archived.is_(False))
     ).all()
@@ -238,6 +243,19 @@ def suggester_quality(
             )
         )
     return found
+
+
+def analysed(session: Session, *, run_id: int) -> bool:
+    """Whether `labeltool analyze` has stored any signal for the run."""
+    return (
+        session.scalar(
+            select(Signal.id)
+            .join(Example, Example.id == Signal.example_pk)
+            .where(Example.run_id == run_id)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def category_for_kind(categories: Sequence[Category]) -> dict[str, str]:

@@ -267,3 +267,34 @@ def test_the_cli_prints_each_suggesters_quality(db_url: str, tmp_path: Path) -> 
     assert [(r["suggester"], r["category"], r["suggested"], r["precision"]) for r in rows] == [
         (LABEL_ERROR, "incorrectly labeled", "0", "")
     ]
+
+
+def test_the_report_page_shows_how_good_the_suggestions_are(
+    db: Database, project: int, run_app
+) -> None:
+    """The ceiling report has a table of each suggester's precision and recall on the reviewed
+    errors; before any analysis, it says how to get suggestions."""
+    at = run_app(db, "app_pages/report.py", query_params={"project": "pets"})
+    assert not at.exception, at.exception
+    assert any("labeltool analyze" in c.value for c in at.caption)
+
+    from labeltool.labeling import mark_reviewed, set_tag
+    from labeltool.models import Category, Example
+
+    with db.begin() as session:
+        analyze(session, project_id=project)
+        pk = {e.example_id: e.id for e in session.scalars(select(Example))}
+        wrong = session.scalar(select(Category.id).where(Category.name == "incorrectly labeled"))
+        set_tag(session, example_pks=[pk[FLIPPED]], category_id=wrong, reviewer="ana")
+        mark_reviewed(session, example_pks=[pk[FLIPPED]], reviewer="ana")
+
+    at = run_app(db, "app_pages/report.py", query_params={"project": "pets"})
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "suggester" in d.value.columns)
+    row = table.set_index("suggester").loc[LABEL_ERROR]
+    assert (row["category"], row["suggested"], row["confirmed"], row["precision"]) == (
+        "incorrectly labeled",
+        1,
+        1,
+        1.0,
+    )
