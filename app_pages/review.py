@@ -3,10 +3,11 @@
 The screen itself is a component (app_pages/widgets/review_screen): each key press is bound in
 the browser to the example on screen and sent here as a numbered action; this page applies the
 actions not applied yet, each to its own example, then sends the example on screen and the
-queue's next ones back. Keys: each category's key toggles it, n saves and moves on, s skips,
-p goes back, / comments, = sets the corrected label, ? shows the keys; the image tools (zoom,
-brightness, contrast, auto-contrast, smooth or pixelated) have keys of their own that only
-change how the browser draws the image.
+queue's next ones back. The categories `labeltool analyze` suggests for the example show
+pre-marked, never on; Enter accepts them. Keys: each category's key toggles it, n saves and
+moves on, s skips, p goes back, / comments, = sets the corrected label, ? shows the keys; the
+image tools (zoom, brightness, contrast, auto-contrast, smooth or pixelated) have keys of their
+own that only change how the browser draws the image.
 """
 
 import streamlit as st

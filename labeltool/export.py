@@ -131,20 +131,36 @@ def wide_table(session: Session, *, project_id: int, run_id: int | None = None) 
 
 def long_table(session: Session, *, project_id: int, run_id: int | None = None) -> pd.DataFrame:
     """One row per tag on the reviewed sample: example_id, category, reviewer, tagged_at
-    (ISO 8601, UTC).
+    (ISO 8601, UTC), suggested ("true" when the reviewer accepted a suggestion to make it).
 
     Sorted by example_id, then category position, then reviewer.
     """
     rows = session.execute(
-        select(Example.example_id, Category.position, Category.name, Tag.reviewer, Tag.tagged_at)
+        select(
+            Example.example_id,
+            Category.position,
+            Category.name,
+            Tag.reviewer,
+            Tag.tagged_at,
+            Tag.suggested,
+        )
         .join(Example, Example.id == Tag.example_pk)
         .join(Category, Category.id == Tag.category_id)
         .where(*counted_tags(project_id=project_id, run_id=run_id))
     ).all()
     rows = sorted(rows, key=lambda r: (r.example_id, r.position, r.name, r.reviewer))
     return pd.DataFrame(
-        [(r.example_id, r.name, r.reviewer, _iso(r.tagged_at)) for r in rows],
-        columns=["example_id", "category", "reviewer", "tagged_at"],
+        [
+            (
+                r.example_id,
+                r.name,
+                r.reviewer,
+                _iso(r.tagged_at),
+                "true" if r.suggested else "false",
+            )
+            for r in rows
+        ],
+        columns=["example_id", "category", "reviewer", "tagged_at", "suggested"],
         dtype="object",
     )
 

@@ -26,12 +26,24 @@ from labeltool.models import (
     Review,
     ReviewState,
     Scope,
+    Signal,
     Tag,
     confusion_pair_name,
     utcnow,
 )
 from labeltool.review_queue import QueueFilter, queue_conditions
 from labeltool.runs import in_run
+from labeltool.signals import category_for_kind
+
+
+@dataclass(frozen=True)
+class SuggestedCategory:
+    """A category `labeltool analyze` suggests for an example: the signal's kind and its
+    reason, in the method's words. Never a tag until the reviewer accepts it."""
+
+    category_id: int
+    kind: str
+    reason: str
 
 
 @dataclass
@@ -52,6 +64,8 @@ class ExampleView:
     split: str = "dev"
     #: {reviewer: {category id, ...}}
     tags_by_reviewer: dict[str, set[int]] = field(default_factory=dict)
+    #: The project's live categories its signals suggest, in the order of the kinds.
+    suggestions: list[SuggestedCategory] = field(default_factory=list)
 
     @property
     def confusion_pair(self) -> str:
@@ -83,11 +97,12 @@ def get_example_view(session: Session, *, pk: int) -> ExampleView:
         select(Tag.reviewer, Tag.category_id).where(Tag.example_pk == pk)
     ):
         tags.setdefault(reviewer, set()).add(category_id)
-    return _view(example, tags)
+    return _view(example, tags, suggested_categories(session, pks=[pk]).get(pk, []))
 
 
 def example_views(session: Session, *, pks: Sequence[int]) -> list[ExampleView]:
-    """Views of many examples (a gallery page) from two queries, in the order of `pks`."""
+    """Views of many examples (a gallery page, the review screen's window), in the order of
+    `pks`, from four queries whatever their number: tags, examples, signals, categories."""
     if not pks:
         return []
     tags: dict[int, dict[str, set[int]]] = {}
@@ -96,7 +111,46 @@ def example_views(session: Session, *, pks: Sequence[int]) -> list[ExampleView]:
     ):
         tags.setdefault(example_pk, {}).setdefault(who, set()).add(category_id)
     examples = {e.id: e for e in session.scalars(select(Example).where(Example.id.in_(pks)))}
-    return [_view(examples[pk], tags.get(pk, {})) for pk in pks if pk in examples]
+    suggested = suggested_categories(session, pks=pks)
+    return [
+        _view(examples[pk], tags.get(pk, {}), suggested.get(pk, [])) for pk in pks if pk in examples
+    ]
+
+
+def suggested_categories(
+    session: Session, *, pks: Sequence[int]
+) -> dict[int, list[SuggestedCategory]]:
+    """{example pk: the live categories its signals suggest} for these examples, from one
+    query for their signals and one for their projects' live categories (a kind suggests the
+    category labeltool.signals.category_for_kind names; archived categories are never
+    suggested). Examples with no suggestion are left out."""
+    if not pks:
+        return {}
+    signals = session.execute(
+        select(Signal.example_pk, Example.project_id, Signal.kind, Signal.reason)
+        .join(Example, Example.id == Signal.example_pk)
+        .where(Signal.example_pk.in_(list(pks)))
+        .order_by(Signal.example_pk, Signal.id)
+    ).all()
+    if not signals:
+        return {}
+    categories = session.scalars(
+        select(Category).where(
+            Category.project_id.in_({row.project_id for row in signals}),
+            Category.archived.is_(False),
+        )
+    ).all()
+    by_project: dict[int, dict[str, int]] = {}
+    for project_id in {c.project_id for c in categories}:
+        theirs = [c for c in categories if c.project_id == project_id]
+        ids = {c.name: c.id for c in theirs}
+        by_project[project_id] = {k: ids[name] for k, name in category_for_kind(theirs).items()}
+    found: dict[int, list[SuggestedCategory]] = {}
+    for pk, project_id, kind, reason in signals:
+        category_id = by_project.get(project_id, {}).get(kind)
+        if category_id is not None:
+            found.setdefault(pk, []).append(SuggestedCategory(category_id, kind, reason))
+    return found
 
 
 def find_example(
@@ -146,12 +200,14 @@ def set_tag(
     category_id: int,
     reviewer: str,
     tagged: bool = True,
+    suggested: bool = False,
 ) -> int:
     """Tag (or untag) many examples at once for this reviewer; return how many changed.
 
     Like toggle_tag, tagging an incorrect-label category prefills missing corrected labels,
     and an image-scope category's tag is put on (or taken off) the same examples in the
-    project's other runs too (they are the same images).
+    project's other runs too (they are the same images). New tags record whether they come
+    from an accepted suggestion (`suggested`); a tag already there is left as it is.
     """
     changed = _set_tag(
         session,
@@ -159,9 +215,17 @@ def set_tag(
         category_id=category_id,
         reviewer=reviewer,
         tagged=tagged,
+        suggested=suggested,
     )
     category = session.get(Category, category_id)
-    tag_in_other_runs(session, category, sorted(set(example_pks)), reviewer, tagged=tagged)
+    tag_in_other_runs(
+        session,
+        category,
+        sorted(set(example_pks)),
+        reviewer,
+        tagged=tagged,
+        suggested=suggested,
+    )
     return changed
 
 
@@ -172,6 +236,7 @@ def _set_tag(
     category_id: int,
     reviewer: str,
     tagged: bool = True,
+    suggested: bool = False,
 ) -> int:
     """set_tag on these examples only."""
     reviewer = _reviewer(reviewer)
@@ -214,6 +279,7 @@ def _set_tag(
                     "category_id": category_id,
                     "reviewer": reviewer,
                     "tagged_at": now,
+                    "suggested": suggested,
                 }
                 for pk in new
             ],
@@ -361,7 +427,13 @@ def _insert_unless_present(session: Session, model: type[Tag] | type[Review]):
 
 
 def tag_in_other_runs(
-    session: Session, category: Category | None, pks: Sequence[int], reviewer: str, *, tagged: bool
+    session: Session,
+    category: Category | None,
+    pks: Sequence[int],
+    reviewer: str,
+    *,
+    tagged: bool,
+    suggested: bool = False,
 ) -> None:
     """Put (or take off) an image-scope category's tag on the same examples in the project's
     other runs: an image category describes the example, in every run."""
@@ -387,6 +459,7 @@ def tag_in_other_runs(
             category_id=category.id,
             reviewer=reviewer,
             tagged=tagged,
+            suggested=suggested,
         )
 
 
@@ -413,7 +486,9 @@ def _reviewer(reviewer: str) -> str:
     return check_name(reviewer, what="a reviewer name", limit=MAX_REVIEWER)
 
 
-def _view(example: Example, tags: dict[str, set[int]]) -> ExampleView:
+def _view(
+    example: Example, tags: dict[str, set[int]], suggestions: list[SuggestedCategory]
+) -> ExampleView:
     probabilities = example.probabilities or {}
     top = sorted(probabilities.items(), key=lambda item: (-item[1], item[0]))[:3]
     return ExampleView(
@@ -429,6 +504,7 @@ def _view(example: Example, tags: dict[str, set[int]]) -> ExampleView:
         review_state=example.review_state,
         split=example.split,
         tags_by_reviewer=tags,
+        suggestions=suggestions,
     )
 
 

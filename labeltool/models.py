@@ -302,6 +302,9 @@ class Tag(Base):
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"))
     reviewer: Mapped[str] = mapped_column(String(100))
     tagged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The reviewer accepted a suggestion (labeltool.signals) to make this tag, rather than
+    #: choosing the category themselves.
+    suggested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     example: Mapped[Example] = relationship(back_populates="tags")
     category: Mapped[Category] = relationship()

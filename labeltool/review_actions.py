@@ -37,6 +37,8 @@ class ActionKind(enum.StrEnum):
     """What a key press (or click) on the review screen asks for."""
 
     TAG = "tag"  #: category on or off for this reviewer
+    #: the suggested categories the screen showed, on for this reviewer (labeltool.signals)
+    ACCEPT = "accept"
     SAVE = "save"  #: the reviewer is done with the example: it counts as reviewed
     SKIP = "skip"  #: put aside; not part of the reviewed sample
     COMMENT = "comment"  #: the example's comment
@@ -54,6 +56,8 @@ class ReviewAction:
     category_id: int | None = None
     on: bool = True
     text: str | None = None
+    #: An accept action's categories: the suggestions the screen showed for the example.
+    categories: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ def parse_actions(raw: object, *, after: int = 0) -> list[ReviewAction]:
                 ),
                 on=bool(item.get("on", True)),
                 text=None if item.get("text") is None else str(item["text"]),
+                categories=_whole_numbers(item.get("categories")),
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidInput(f"the review screen sent a malformed action ({exc})") from None
@@ -230,9 +235,12 @@ def _apply(session: Session, project_id: int, action: ReviewAction, *, reached: 
     example = session.get(Example, action.example_pk)
     if example is None or example.project_id != project_id:
         raise InvalidInput(f"no example with id {action.example_pk} in this project")
-    if action.kind in (ActionKind.TAG, ActionKind.SAVE, ActionKind.SKIP) and not (
-        example.is_error and example.split == DEFAULT_SPLIT
-    ):
+    if action.kind in (
+        ActionKind.TAG,
+        ActionKind.ACCEPT,
+        ActionKind.SAVE,
+        ActionKind.SKIP,
+    ) and not (example.is_error and example.split == DEFAULT_SPLIT):
         raise InvalidInput(
             f"example '{example.example_id}' is not a misclassified dev example: "
             "only dev errors are tagged and reviewed"
@@ -247,6 +255,8 @@ def _apply(session: Session, project_id: int, action: ReviewAction, *, reached: 
             reviewer=action.reviewer,
             tagged=action.on,
         )
+    elif action.kind is ActionKind.ACCEPT:
+        _accept(session, project_id, example, action)
     elif action.kind is ActionKind.SAVE:
         labeling.mark_reviewed(
             session,
@@ -268,6 +278,33 @@ def _apply(session: Session, project_id: int, action: ReviewAction, *, reached: 
         )
 
 
+def _accept(session: Session, project_id: int, example: Example, action: ReviewAction) -> None:
+    """Turn on, for the reviewer, the suggested categories the screen showed, each tag
+    recorded as an accepted suggestion; a category already on stays as it was. Refused as a
+    whole (nothing tagged) when one of them is archived or no longer suggested."""
+    if not action.categories:
+        raise InvalidInput("an accept action needs the suggested categories")
+    suggested = {
+        s.category_id
+        for s in labeling.suggested_categories(session, pks=[example.id]).get(example.id, [])
+    }
+    for category_id in dict.fromkeys(action.categories):
+        category_id = _live_category(session, project_id, category_id)
+        if category_id not in suggested:
+            name = session.get(Category, category_id).name
+            raise InvalidInput(
+                f"'{name}' is no longer suggested for example '{example.example_id}'; "
+                "nothing was accepted"
+            )
+        labeling.set_tag(
+            session,
+            example_pks=[example.id],
+            category_id=category_id,
+            reviewer=action.reviewer,
+            suggested=True,
+        )
+
+
 def _live_category(session: Session, project_id: int, category_id: int) -> int:
     category = session.get(Category, category_id)
     if category is None or category.project_id != project_id:
@@ -275,6 +312,15 @@ def _live_category(session: Session, project_id: int, category_id: int) -> int:
     if category.archived:
         raise InvalidInput(f"category '{category.name}' was archived; its tags stay as they are")
     return category.id
+
+
+def _whole_numbers(value: object) -> tuple[int, ...]:
+    """A list of whole numbers from the browser (none when absent), at most 1,000 of them."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > 1000:
+        raise ValueError("categories must be a list of category ids")
+    return tuple(_integer(item) for item in value)
 
 
 def _integer(value: object) -> int:

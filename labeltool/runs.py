@@ -209,7 +209,7 @@ def carry_over(session: Session, *, run_id: int, previous_id: int) -> int:
     tags, reviews = [], []
     for chunk in _chunks(list(by_old)):
         tags += session.execute(
-            select(Tag.example_pk, Tag.category_id, Tag.reviewer, Tag.tagged_at)
+            select(Tag.example_pk, Tag.category_id, Tag.reviewer, Tag.tagged_at, Tag.suggested)
             .join(Category, Category.id == Tag.category_id)
             .where(Tag.example_pk.in_(chunk), Category.scope == Scope.IMAGE.value)
         ).all()
@@ -223,8 +223,14 @@ def carry_over(session: Session, *, run_id: int, previous_id: int) -> int:
         session.execute(
             insert(Tag),
             [
-                {"example_pk": by_old[pk], "category_id": c, "reviewer": r, "tagged_at": at}
-                for pk, c, r, at in tags
+                {
+                    "example_pk": by_old[pk],
+                    "category_id": c,
+                    "reviewer": r,
+                    "tagged_at": at,
+                    "suggested": suggested,
+                }
+                for pk, c, r, at, suggested in tags
             ],
         )
     if reviews:

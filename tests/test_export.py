@@ -98,7 +98,13 @@ def test_long_table_has_one_row_per_tag(db: Database, tagged_project: int) -> No
     """Every tag on a reviewed error, with its reviewer and an ISO 8601 UTC time."""
     with db.begin() as session:
         long = long_table(session, project_id=tagged_project)
-    assert long.columns.tolist() == ["example_id", "category", "reviewer", "tagged_at"]
+    assert long.columns.tolist() == [
+        "example_id",
+        "category",
+        "reviewer",
+        "tagged_at",
+        "suggested",
+    ]
     assert long[["example_id", "category", "reviewer"]].values.tolist() == [
         ["ex0000", "blurry", "ann"],
         ["ex0001", "blurry", "ann"],
@@ -109,6 +115,32 @@ def test_long_table_has_one_row_per_tag(db: Database, tagged_project: int) -> No
     moment = datetime.fromisoformat(long["tagged_at"].iloc[0])
     assert moment.utcoffset().total_seconds() == 0
     assert abs((datetime.now(UTC) - moment).total_seconds()) < 3600
+
+
+def test_long_table_says_which_tags_came_from_an_accepted_suggestion(
+    db: Database, tagged_project: int
+) -> None:
+    """A tag made by accepting a suggestion is "true" in the long table's `suggested` column;
+    tags chosen by hand are "false"."""
+    with db.begin() as session:
+        tag = session.scalars(
+            select(Tag)
+            .join(Example, Example.id == Tag.example_pk)
+            .join(Category, Category.id == Tag.category_id)
+            .where(Example.example_id == "ex0001", Category.name == "dark")
+        ).one()
+        tag.suggested = True
+
+    with db.begin() as session:
+        long = long_table(session, project_id=tagged_project)
+
+    assert long[["example_id", "category", "suggested"]].values.tolist() == [
+        ["ex0000", "blurry", "false"],
+        ["ex0001", "blurry", "false"],
+        ["ex0001", "dark", "true"],
+        ["ex0001", "old", "false"],
+        ["ex0003", "dark", "false"],
+    ]
 
 
 def test_corrections_table_lists_corrected_labels(db: Database, tagged_project: int) -> None:
@@ -284,7 +316,7 @@ def test_bad_files_are_refused_and_change_nothing(
     ("table", "first_line", "rows"),
     [
         ("wide", f"{HEADER},blurry,dark,old,comment,corrected_label,reviewer", 4),
-        ("long", "example_id,category,reviewer,tagged_at", 5),
+        ("long", "example_id,category,reviewer,tagged_at,suggested", 5),
         # blurry, dark and "(no category)": "old" is archived, so left out
         (
             "report",

@@ -189,6 +189,19 @@ def test_parse_keeps_only_actions_after_the_acknowledged_one() -> None:
     ]
 
 
+def test_parse_reads_an_accept_actions_categories_and_refuses_malformed_ones() -> None:
+    """An accept action carries the suggested categories the screen showed, as whole numbers;
+    anything else from the browser is refused before anything is applied."""
+    raw = [{"seq": 1, "kind": "accept", "pk": 7, "categories": [2, "3"], "reviewer": "ann"}]
+
+    (action,) = parse_actions(raw)
+
+    assert (action.kind, action.categories) == (ActionKind.ACCEPT, (2, 3))
+    for bad in ("2", [1.5], [True], {"id": 2}):
+        with pytest.raises(InvalidInput, match="malformed"):
+            parse_actions([{**raw[0], "categories": bad}])
+
+
 def test_the_window_follows_the_queue_after_an_anchor_that_left_it(db: Database, run: Run) -> None:
     """The window is the anchor and the queue's next examples; once the anchor is reviewed (so
     out of the queue) the examples after it are still the same ones."""

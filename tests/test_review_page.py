@@ -18,7 +18,7 @@ from labeltool import labeling
 from labeltool.categories import update_category
 from labeltool.config import APP_PATH
 from labeltool.db import Database
-from labeltool.models import Category, Example, Review, ReviewState
+from labeltool.models import Category, Example, Review, ReviewState, Signal, Tag
 from labeltool.review_queue import QueueFilter
 from tests.app_scenario import AppProject, open_app_project
 
@@ -218,7 +218,8 @@ def test_the_screen_lists_every_key_including_the_reserved_ones(project: AppProj
 
     data = screen.data
     keys = [k for k, _ in data["screenKeys"]]
-    assert keys == ["n", "s", "p", "/", "=", "Esc", "?"]
+    assert keys == ["Enter", "n", "s", "p", "/", "=", "Esc", "?"]
+    assert dict(data["screenKeys"])["Enter"] == "accept the suggestions"
     assert [c["key"] for c in data["categories"]] == ["1", "2"]
     assert "r and c are Streamlit's" in data["reservedNote"]
 
@@ -451,3 +452,113 @@ def test_each_save_records_how_its_example_was_reached(project: AppProject) -> N
         in_pair: "random in pair",
         by_confidence: "confidence order",
     }
+
+
+# --- suggestions: shown, never applied on their own ----------------------------------------
+
+BLUR_REASON = "blur 3.2, sharper than <b>only</b> 2% of the project's images"
+
+
+def test_a_stored_signal_is_shown_as_a_suggestion_and_nothing_is_tagged(
+    project: AppProject,
+) -> None:
+    """An example with a stored blurry signal comes to the screen with "blurry" suggested and
+    the signal's reason (as the text it is); no tag is made by showing it."""
+    first, second = project.queue()[:2]
+    _signal(project, first, "blurry", BLUR_REASON)
+
+    screen = _screen(project, reviewer="ann")
+
+    assert screen.example(first)["suggestions"] == [
+        {"category": project.blurry, "kind": "blurry", "reason": BLUR_REASON}
+    ]
+    assert screen.example(second)["suggestions"] == []
+    assert project.tags() == set()
+
+
+def test_the_accept_action_tags_exactly_the_suggested_categories_on_its_example(
+    project: AppProject,
+) -> None:
+    """Accepting, sent after the screen has moved on, tags the example that was on screen with
+    exactly its suggested categories (a likely label error suggests the incorrect-label
+    category), each recorded as an accepted suggestion; the next example stays untagged."""
+    first, second = project.queue()[:2]
+    _signal(project, first, "blurry", BLUR_REASON)
+    _signal(project, first, "likely label error", "the model gives 0.97 to cat")
+    _signal(project, second, "blurry", "blur 1.0")
+    screen = _screen(project, reviewer="ann")
+    shown = screen.example(first)["suggestions"]
+    assert {s["category"] for s in shown} == {project.blurry, project.mislabeled}
+
+    screen.next()  # the screen shows the second example before the accept reaches the server
+    screen.send(kind="accept", pk=first, categories=[s["category"] for s in shown])
+
+    assert _tags_with_origin(project) == {
+        (first, project.blurry, "ann", True),
+        (first, project.mislabeled, "ann", True),
+    }
+    assert screen.data["acked"] == {screen.client: 1}
+    assert project.example(first).corrected_label == project.example(first).prediction
+
+
+def test_a_tag_toggled_by_its_own_key_stays_a_choice_when_suggestions_are_accepted(
+    project: AppProject,
+) -> None:
+    """A suggested category the reviewer turned on with its own key keeps suggested=False
+    when the rest of the suggestions are accepted; the others are marked suggested."""
+    first = project.queue()[0]
+    _signal(project, first, "blurry", BLUR_REASON)
+    _signal(project, first, "likely label error", "the model gives 0.97 to cat")
+    screen = _screen(project, reviewer="ann")
+
+    screen.send(kind="tag", category=project.blurry, on=True)
+    screen.send(kind="accept", categories=[project.blurry, project.mislabeled])
+
+    assert _tags_with_origin(project) == {
+        (first, project.blurry, "ann", False),
+        (first, project.mislabeled, "ann", True),
+    }
+
+
+def test_an_archived_category_is_never_suggested(project: AppProject) -> None:
+    """A signal whose category is archived suggests nothing, and accepting it is refused with
+    its reason: no tag is made."""
+    first = project.queue()[0]
+    _signal(project, first, "blurry", BLUR_REASON)
+    with project.db.begin() as session:
+        update_category(session, category_id=project.blurry, archived=True)
+
+    screen = _screen(project, reviewer="ann")
+    assert screen.example(first)["suggestions"] == []
+    screen.send(kind="accept", categories=[project.blurry])
+
+    assert project.tags() == set()
+    (refusal,) = screen.data["refused"][screen.client]
+    assert "archived" in refusal["message"]
+
+
+def test_accepting_a_category_that_is_not_suggested_is_refused(project: AppProject) -> None:
+    """The browser is not trusted: an accept naming a category the example's signals do not
+    suggest tags nothing and says why."""
+    first = project.queue()[0]
+    _signal(project, first, "blurry", BLUR_REASON)
+    screen = _screen(project, reviewer="ann")
+
+    screen.send(kind="accept", categories=[project.blurry, project.mislabeled])
+
+    assert project.tags() == set()
+    (refusal,) = screen.data["refused"][screen.client]
+    assert "no longer suggested" in refusal["message"]
+
+
+def _signal(project: AppProject, pk: int, kind: str, reason: str) -> None:
+    with project.db.begin() as session:
+        session.add(Signal(example_pk=pk, kind=kind, score=0.9, reason=reason))
+
+
+def _tags_with_origin(project: AppProject) -> set[tuple[int, int, str, bool]]:
+    with project.db.begin() as session:
+        rows = session.execute(
+            select(Tag.example_pk, Tag.category_id, Tag.reviewer, Tag.suggested)
+        ).all()
+        return {tuple(r) for r in rows}

@@ -176,8 +176,12 @@ class ReviewScreen {
     }
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     const category = event.shiftKey ? null : this.byKey.get(key);
-    const own = { n: 1, s: 1, p: 1, "/": 1, "=": 1, "?": 1 };
+    const own = { n: 1, s: 1, p: 1, "/": 1, "=": 1, "?": 1, Enter: 1 };
     if (!category && !(key in own)) return;
+    // Enter on a link or button outside the screen (the sidebar's) keeps doing what it does.
+    if (key === "Enter" && activatesOnEnter(document.activeElement) && !this.root.contains(document.activeElement)) {
+      return;
+    }
     if (event.shiftKey && key !== "?") return;
     event.preventDefault();
     event.stopPropagation();
@@ -190,6 +194,22 @@ class ReviewScreen {
     else if (key === "/") this.focusComment();
     else if (key === "=") this.openLabel();
     else if (key === "?") this.toggleLegend();
+    else if (key === "Enter") this.accept();
+  }
+
+  accept() {
+    // Every suggested category of the example on screen not on yet, in one action: tagged
+    // for this reviewer as accepted suggestions. Nothing suggested is ever tagged otherwise.
+    const view = this.current();
+    if (!this.ready(view)) return;
+    const ids = [...new Set((view.suggestions || []).map((s) => s.category))].filter(
+      (id) => this.byId.has(id) && !view.mine.has(id),
+    );
+    if (!ids.length) {
+      this.flash(view.suggestions && view.suggestions.length ? "The suggestions are already on." : "Nothing is suggested for this example.", false);
+      return;
+    }
+    this.act({ kind: "accept", pk: view.pk, categories: ids });
   }
 
   toggle(categoryId) {
@@ -443,12 +463,15 @@ class ReviewScreen {
     };
     for (const a of this.log) {
       if (a.pk !== pk || a.seq <= entry.stamp || this.failed.has(a.seq)) continue;
-      if (a.kind === "tag") {
-        if (a.on) view.mine.add(a.category);
-        else view.mine.delete(a.category);
-        const category = this.byId.get(a.category);
-        if (a.on && category && category.incorrectLabel && !view.corrected) {
-          view.corrected = view.prediction;
+      if (a.kind === "tag" || a.kind === "accept") {
+        const ids = a.kind === "tag" ? [a.category] : a.categories || [];
+        for (const id of ids) {
+          if (a.on === false) view.mine.delete(id);
+          else view.mine.add(id);
+          const category = this.byId.get(id);
+          if (a.on !== false && category && category.incorrectLabel && !view.corrected) {
+            view.corrected = view.prediction;
+          }
         }
       } else if (a.kind === "save") view.state = "reviewed";
       else if (a.kind === "skip" && view.state === "unreviewed") view.state = "skipped";
@@ -520,8 +543,12 @@ class ReviewScreen {
 
     ui.categories.textContent = "";
     const others = othersOf(view, this.reviewer);
+    const reasons = reasonsOf(view);
+    let open = 0; // suggestions not on yet
     for (const category of this.categories) {
       const on = view.mine.has(category.id);
+      const suggested = reasons.has(category.id) && !on;
+      if (suggested) open += 1;
       const button = el("button", "lt-rs-cat");
       button.type = "button";
       button.dataset.category = category.name;
@@ -530,17 +557,32 @@ class ReviewScreen {
       button.title = category.description || "";
       button.disabled = !view.reviewable || !this.reviewer;
       button.style.setProperty("--lt-cat", category.colour);
+      button.dataset.suggested = suggested ? "true" : "false";
       button.append(
         el("span", "lt-rs-key", category.key || "·"),
         el("span", "lt-rs-check", on ? "✓" : ""),
         el("span", "lt-rs-cat-name", category.name),
       );
+      if (suggested) {
+        const badge = el("span", "lt-rs-badge", "suggested");
+        badge.title = "Suggested by labeltool analyze; not saved until you accept it (Enter)";
+        button.append(badge);
+      }
       if (others.has(category.id)) {
         button.append(el("span", "lt-rs-others", `also ${others.get(category.id).join(", ")}`));
       }
       button.addEventListener("click", () => this.toggle(category.id));
       ui.categories.append(button);
+      if (reasons.has(category.id)) {
+        const reason = el("div", "lt-rs-reason", reasons.get(category.id).join("; "));
+        reason.dataset.category = category.name;
+        ui.categories.append(reason);
+      }
     }
+    ui.suggestHint.hidden = !open;
+    ui.suggestHint.textContent = open
+      ? `${open} suggested (dashed): Enter accepts ${open === 1 ? "it" : "them"}; nothing is saved until then.`
+      : "";
     if (!this.categories.length) {
       ui.categories.append(el("p", "lt-rs-hint", "No categories yet: add one below or on the Categories page."));
     }
@@ -579,6 +621,8 @@ class ReviewScreen {
     ui.top = el("div", "lt-rs-top");
     ui.categories = el("div", "lt-rs-categories");
     ui.categories.setAttribute("aria-label", "Error categories");
+    ui.suggestHint = el("div", "lt-rs-hint lt-rs-suggest-hint");
+    ui.suggestHint.hidden = true;
 
     const labelRow = el("div", "lt-rs-label-row");
     ui.corrected = el("code", "lt-rs-corrected");
@@ -622,7 +666,7 @@ class ReviewScreen {
     }
     ui.legend = el("div", "lt-rs-legend");
     right.append(ui.pair, ui.confidence, ui.top, el("div", "lt-rs-field", "Error categories (press the key to toggle)"),
-      ui.categories, labelRow, ui.labelBox, ui.comment, buttons, ui.legend);
+      ui.suggestHint, ui.categories, labelRow, ui.labelBox, ui.comment, buttons, ui.legend);
     columns.append(left, right);
     ui.example.append(head, ui.standing, columns);
     this.ui = ui;
@@ -1205,6 +1249,21 @@ function othersOf(view, reviewer) {
     }
   }
   return others;
+}
+
+function reasonsOf(view) {
+  // category id -> the reasons of the signals suggesting it (user text: shown as text only).
+  const reasons = new Map();
+  for (const s of view.suggestions || []) {
+    if (!reasons.has(s.category)) reasons.set(s.category, []);
+    reasons.get(s.category).push(s.reason);
+  }
+  return reasons;
+}
+
+function activatesOnEnter(node) {
+  if (!node || node === document.body || !node.closest) return false;
+  return !!node.closest("a[href], button, summary, [role='button'], [role='link'], [role='tab']");
 }
 
 function isEditable(node) {

@@ -53,7 +53,10 @@ NEXT_READY = 2
 NEXT_WAIT_SECONDS = 0.5
 PREPARE_WAIT_SECONDS = 0.1
 #: Keys the screen itself uses, shown in its legend (category keys come from the project).
+#: Enter accepts the example's suggested categories (labeltool.signals): no category can have
+#: it (keys are one letter or digit), and outside a text box the screen used it for nothing.
 SCREEN_KEYS = (
+    ("Enter", "accept the suggestions"),
     ("n", "save & next"),
     ("s", "skip (not counted as reviewed)"),
     ("p", "previous"),
@@ -307,6 +310,11 @@ def _example(view: ExampleView, standing: Standing | None) -> dict:
         "standing": standing.value,
         "reviewable": standing.reviewable,
         "tags": {who: sorted(ids) for who, ids in view.tags_by_reviewer.items()},
+        # Shown pre-marked, never on: nothing is tagged until the reviewer accepts them.
+        "suggestions": [
+            {"category": s.category_id, "kind": s.kind, "reason": s.reason}
+            for s in view.suggestions
+        ],
     }
 
 
