@@ -40,6 +40,8 @@ MIN_IMAGES = 20
 #: How far from the project's median an image must be to stand apart: a robust z-score
 #: (Iglewicz and Hoaglin's modified z, from the median absolute deviation) beyond 3.5.
 OUTLIER_Z = 3.5
+#: At most this share of a project is flagged of one kind, whatever the scores say.
+DEFAULT_SHARE = 0.5
 #: The least difference from the median that is flagged, whatever the z-score, so a project
 #: whose images are nearly all alike (a spread of zero) does not flag trifles.
 MIN_GAP = {
@@ -143,7 +145,7 @@ def measure_images(
 
 
 def flag_outliers(
-    values: Mapping[str, ImageMeasures | str], *, share: float = 0.05
+    values: Mapping[str, ImageMeasures | str], *, share: float = DEFAULT_SHARE
 ) -> dict[str, list[Flag]]:
     """The images that stand apart from the rest of the project, each with its flags; images
     with none are left out, and so are values that are not ImageMeasures (the reasons
@@ -175,33 +177,40 @@ def flag_outliers(
     aspect = np.log(column["width"] / column["height"])
     off_aspect = _robust_z(aspect, gap=MIN_GAP["size"])
     off_area = _robust_z(np.log(column["width"] * column["height"]), gap=MIN_GAP["size"])
-    brightness = _robust_z(column["brightness"], gap=MIN_GAP["brightness"])
+    # One-sided traits are judged against the spread of the project's other side: when a
+    # fifth of a project is blurred, those blurred images widen the usual spread (MAD) so
+    # much that none stands out from it, while the sharp side's spread is untouched.
     apart: dict[FlagKind, np.ndarray] = {
-        "blurry": -_robust_z(np.log1p(column["blur"]), gap=MIN_GAP["blur"]),
-        "dark": -brightness,
-        "bright": brightness,
-        "low information": -_robust_z(column["entropy"], gap=MIN_GAP["entropy"]),
+        "blurry": -_robust_z(np.log1p(column["blur"]), gap=MIN_GAP["blur"], clean="high"),
+        "dark": -_robust_z(column["brightness"], gap=MIN_GAP["brightness"], clean="high"),
+        "bright": _robust_z(column["brightness"], gap=MIN_GAP["brightness"], clean="low"),
+        "low information": -_robust_z(column["entropy"], gap=MIN_GAP["entropy"], clean="high"),
         "odd size": np.maximum(np.abs(off_aspect), np.abs(off_area)),
     }
-    percent = f"{share * 100:.3g}%"
+    order = {kind: np.argsort(np.argsort(-apart[kind], kind="stable")) for kind in apart}
+
+    def percent(kind: FlagKind, i: int) -> str:
+        """The smallest whole percentage of the project this image is among, by its kind."""
+        return f"{max(1, math.ceil(100 * (order[kind][i] + 1) / len(names)))}%"
+
     superlative = {"dark": "darkest", "bright": "brightest"}
 
     def reason(kind: FlagKind, i: int) -> str:
         where = "of this project, where most are about"
         if kind == "blurry":
             return (
-                f"blur score {_short(column['blur'][i])}, in the blurriest {percent} {where} "
-                f"{_short(typical['blur'])}"
+                f"blur score {_short(column['blur'][i])}, in the blurriest {percent(kind, i)} "
+                f"{where} {_short(typical['blur'])}"
             )
         if kind in ("dark", "bright"):
             return (
                 f"mean brightness {column['brightness'][i]:.2f}, in the {superlative[kind]} "
-                f"{percent} {where} {typical['brightness']:.2f}"
+                f"{percent(kind, i)} {where} {typical['brightness']:.2f}"
             )
         if kind == "low information":
             return (
                 f"entropy {column['entropy'][i]:.1f} bits (little detail), in the lowest "
-                f"{percent} {where} {typical['entropy']:.1f} bits"
+                f"{percent(kind, i)} {where} {typical['entropy']:.1f} bits"
             )
         shape = f"odd size: {column['width'][i]:.0f}×{column['height'][i]:.0f}"
         if abs(off_aspect[i]) >= abs(off_area[i]):
@@ -374,11 +383,22 @@ def _flattened(picture: Image.Image) -> Image.Image:
     return picture.convert("L")
 
 
-def _robust_z(values: np.ndarray, *, gap: float) -> np.ndarray:
-    """Each value's modified z-score about the median; 0 within `gap` of the median."""
+def _robust_z(
+    values: np.ndarray, *, gap: float, clean: Literal["low", "high"] | None = None
+) -> np.ndarray:
+    """Each value's modified z-score about the median; 0 within `gap` of the median.
+
+    `clean` names the side whose spread is the yardstick (the side the flagged trait is not
+    on); without it, both sides'. Falls back to both sides' when that side has no spread."""
     median = np.median(values)
     deviation = np.abs(values - median)
     spread = np.median(deviation)
+    if clean is not None:
+        side = values >= median if clean == "high" else values <= median
+        one_sided = float(np.median(deviation[side])) if side.any() else 0.0
+        # Never below half the two-sided spread: a side crowded with equal values (copies)
+        # would make ordinary variation look extreme.
+        spread = max(one_sided, spread / 2)
     if spread > 0:
         z = 0.6745 * (values - median) / spread
     elif (mean_deviation := deviation.mean()) > 0:  # most values exactly alike

@@ -148,11 +148,11 @@ def test_planted_outliers_are_flagged_and_nothing_else() -> None:
         "odd": ["odd size"],
     }
     assert re.fullmatch(
-        r"blur score 6\.5, in the blurriest 5% of this project, where most are about 3\d\d",
+        r"blur score 6\.5, in the blurriest 2% of this project, where most are about 3\d\d",
         flags["blurry1"][0].reason,
     )
     assert flags["dark1"][0].reason == (
-        "mean brightness 0.08, in the darkest 5% of this project, where most are about 0.46"
+        "mean brightness 0.08, in the darkest 2% of this project, where most are about 0.46"
     )
     assert flags["odd"][0].reason == "odd size: 120×1400, aspect 0.09 while most are about 1.3"
 
@@ -172,11 +172,30 @@ def test_bright_featureless_and_oversized_images_are_flagged() -> None:
         "plain": ["low information"],
         "huge": ["odd size"],
     }
-    assert "in the brightest 10% of this project" in flags["white"][0].reason
+    assert "in the brightest 1% of this project" in flags["white"][0].reason
     assert flags["plain"][0].reason.startswith("entropy 2.0 bits (little detail), in the lowest")
     assert re.fullmatch(
         r"odd size: 4000×3000 while most are about 6\d\d×4\d\d", flags["huge"][0].reason
     )
+
+
+def test_a_fifth_of_a_project_blurred_is_flagged_and_no_sharp_image() -> None:
+    """When a fifth of the project is blurred, the blurred images widen the usual spread so
+    much that a two-sided yardstick flags none of them; judged against the sharp side's
+    spread they are all flagged, and no sharp image is, each named with its own rank."""
+    rng = np.random.default_rng(5)
+    project = _ordinary_project(80)
+    project |= {
+        f"blurred{i}": _like_measures(project[f"ok{i}"], blur=float(rng.uniform(15, 60)))
+        for i in range(20)
+    }
+
+    flags = flag_outliers(project)
+
+    blurry = {name for name, found in flags.items() if any(f.kind == "blurry" for f in found)}
+    assert blurry == {f"blurred{i}" for i in range(20)}
+    blurriest = min(project, key=lambda name: project[name].blur)
+    assert "in the blurriest 1% of this project" in flags[blurriest][0].reason
 
 
 def test_a_project_of_dark_images_is_not_all_dark() -> None:
