@@ -140,6 +140,13 @@ def _format_option(help: str):
     help="The category this run set out to fix (the comparison says what the fix bought).",
 )
 @click.option(
+    "--analyze",
+    "then_analyze",
+    is_flag=True,
+    help="Then run `labeltool analyze` on the run: likely label errors and image signals, for "
+    "the review screen to suggest.",
+)
+@click.option(
     "--allow-different-examples",
     is_flag=True,
     help="Accept a file whose dev examples differ from the run it updates (or, for a new run, "
@@ -159,6 +166,7 @@ def import_command(
     run_name: str | None,
     note: str | None,
     target_category: str | None,
+    then_analyze: bool,
     allow_different_examples: bool,
 ) -> None:
     """Import a predictions file (CSV or Parquet) into a project, all or nothing.
@@ -196,6 +204,19 @@ def import_command(
     click.echo(str(summary))
     if created:
         click.echo(f"categories added: {', '.join(c.name for c in created)}")
+    if then_analyze:
+        from labeltool.projects import get_project
+        from labeltool.signals import analyze
+
+        # Its own transaction: the import is committed whatever the analysis meets.
+        with db.begin() as session, _progress_bar("measuring images") as bar:
+            analysis = analyze(
+                session,
+                project_id=get_project(session, project).id,
+                run=summary.run,
+                progress=lambda _stage, done, total: bar(done, total),
+            )
+        click.echo(str(analysis))
 
 
 @cli.command("predict")

@@ -298,3 +298,27 @@ def test_the_report_page_shows_how_good_the_suggestions_are(
         1,
         1.0,
     )
+
+
+def test_import_with_analyze_stores_the_signals_in_one_command(db_url: str, tmp_path: Path):
+    """`labeltool import --analyze` imports, then analyses the run it imported: the likely
+    label error and the blurred images are stored without a second command."""
+    path = _project_files(tmp_path / "project")
+    result = CliRunner().invoke(
+        cli, ["--db", db_url, "import", str(path), "--project", "pets", "--analyze"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{N} dev examples analysed, {N} images measured" in result.output
+
+    database = Database.open(db_url)
+    try:
+        with database.begin() as session:
+            kinds = {
+                kind: n
+                for kind, n in session.execute(
+                    select(Signal.kind, func.count()).group_by(Signal.kind)
+                )
+            }
+    finally:
+        database.dispose()
+    assert kinds[LABEL_ERROR] >= 1 and kinds["blurry"] == len(BLURRED)
