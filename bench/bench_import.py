@@ -22,8 +22,7 @@ Every case runs in a fresh process of its own, so its peak RSS (getrusage) is it
 files are made in yet another, as Linux keeps a process's peak across exec and a parent that
 grew would lift every worker's figure. With `--repeat N` the cases run N times, in turns so
 a change of load hits them all, and the table shows each one's median seconds and highest
-peak. An importer whose `check_images` still takes a bool gets `depth != "none"` (the table
-says which it got). PostgreSQL runs when `--postgres URL`, LABELTOOL_BENCH_DATABASE_URL or
+peak. PostgreSQL runs when `--postgres URL`, LABELTOOL_BENCH_DATABASE_URL or
 LABELTOOL_TEST_DATABASE_URL gives a server (e.g. postgresql+psycopg://postgres@127.0.0.1/test).
 The issue's target: CSV with check_images="exists" at >= 0.5x the floor's rows/s and at most
 1 GB peak RSS; the same on PostgreSQL, reported.
@@ -37,7 +36,6 @@ Prints figures; asserts nothing about timings.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import resource
@@ -306,7 +304,6 @@ def _import(depth: str, path: Path, url: str) -> dict:
     from sqlalchemy import func, select
 
     from labeltool.db import Database
-    from labeltool.errors import LabeltoolError
     from labeltool.importing import import_predictions
     from labeltool.models import Example
 
@@ -322,17 +319,8 @@ def _import(depth: str, path: Path, url: str) -> dict:
 
     db = Database.open(url)
     rss_setup = _peak_rss_mb()
-    parameter = inspect.signature(import_predictions).parameters.get("check_images")
-    old_api = parameter is None or isinstance(parameter.default, bool)
     try:
-        if old_api:  # an importer from before the string depths
-            return timed(depth != "none")
-        try:
-            return timed(depth)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, LabeltoolError):
-                raise
-            return timed(depth != "none")  # the string was refused (and rolled back)
+        return timed(depth)
     finally:
         db.dispose()
 
