@@ -323,6 +323,8 @@ class _Reader:
         self.seen_classes: set[str] = set()
         #: raw image cell -> its safe path, or None when it is refused.
         self._images: dict[str, str | None] = {}
+        #: raw image cell -> why it is refused (the cells mapped to None above).
+        self._refused: dict[str, str] = {}
         #: safe path -> (first row, rows naming it).
         self.image_rows: dict[str, list[int]] = {}
         self.rows = 0
@@ -491,7 +493,6 @@ class _Reader:
         """Each row's image as a safe relative path; new distinct images go to the checker."""
         known = self._images
         fresh: list[str] = []
-        reasons: dict[str, str] = {}
         for raw in cells.unique().tolist():
             if raw in known or raw == "":
                 continue
@@ -499,7 +500,7 @@ class _Reader:
                 safe = storage.safe_image_path(raw)
             except ValueError as exc:
                 known[raw] = None
-                reasons[raw] = str(exc)
+                self._refused[raw] = str(exc)
                 continue
             known[raw] = safe
             if safe not in self._queued:  # spelled differently, e.g. "./a.png" and "a.png"
@@ -515,9 +516,7 @@ class _Reader:
                 column="image",
                 check="unsafe",
                 error=UnsafePath,
-                message=lambda i: (
-                    f"image path {reasons.get(raw_cells[i]) or _why_unsafe(raw_cells[i])}"
-                ),
+                message=lambda i: f"image path {self._refused[raw_cells[i]]}",
             )
         present = safe_cells.dropna()
         firsts = present.drop_duplicates()
@@ -533,14 +532,6 @@ class _Reader:
         if refused.any() or present.size < len(safe_cells):  # refused or empty cells
             return [v if isinstance(v, str) else "" for v in safe_cells.tolist()]
         return safe_cells.tolist()
-
-
-def _why_unsafe(raw: str) -> str:
-    try:
-        storage.safe_image_path(raw)
-    except ValueError as exc:
-        return str(exc)
-    return "is refused"
 
 
 class _ImageChecker:

@@ -204,18 +204,23 @@ class Table:
         if not stripped:
             raise InvalidInput("the file is empty", file=self.file)
 
+    def _not_utf8(self, exc: UnicodeDecodeError) -> InvalidInput:
+        """The refusal of a file that is not UTF-8, naming the row and column of its first
+        bad byte."""
+        row, column = _where_not_utf8(self.path)
+        return InvalidInput(
+            f"not UTF-8 text ({exc.reason}); save the file as UTF-8",
+            file=self.file,
+            row=row,
+            column=column,
+        )
+
     def _csv_header(self) -> list[str]:
         try:
             with self.path.open(encoding="utf-8-sig", newline="") as handle:
                 header = next(csv.reader(handle), None)
         except UnicodeDecodeError as exc:
-            row, column = _where_not_utf8(self.path)
-            raise InvalidInput(
-                f"not UTF-8 text ({exc.reason}); save the file as UTF-8",
-                file=self.file,
-                row=row,
-                column=column,
-            ) from exc
+            raise self._not_utf8(exc) from exc
         except csv.Error as exc:
             raise InvalidInput(f"malformed CSV: {exc}", file=self.file, row=1) from None
         if not header:
@@ -316,13 +321,7 @@ class Table:
                 yield frame[~blank] if blank.any() else frame
             self.bytes_read = self.size
         except UnicodeDecodeError as exc:
-            row, column = _where_not_utf8(self.path)
-            raise InvalidInput(
-                f"not UTF-8 text ({exc.reason}); save the file as UTF-8",
-                file=self.file,
-                row=row,
-                column=column,
-            ) from exc
+            raise self._not_utf8(exc) from exc
         except pd.errors.EmptyDataError as exc:
             raise InvalidInput("the file is empty", file=self.file) from exc
         except pd.errors.ParserError as exc:
