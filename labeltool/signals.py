@@ -51,6 +51,8 @@ KINDS = (LABEL_ERROR, *IMAGE_KINDS, NEAR_DUPLICATE)
 Progress = Callable[[str, int, int], None]
 
 _BATCH = 500
+#: The ImageMeasures fields an image_measures row keeps (aspect follows from width/height).
+_KEPT_MEASURES = ("blur", "brightness", "contrast", "entropy", "width", "height", "phash")
 
 
 @dataclass(frozen=True)
@@ -347,13 +349,7 @@ def _measure(session: Session, project: Project, rows: list, progress: Progress 
                 measure = ImageMeasure(
                     project_id=project.id,
                     image=image,
-                    blur=result.blur,
-                    brightness=result.brightness,
-                    contrast=result.contrast,
-                    entropy=result.entropy,
-                    width=result.width,
-                    height=result.height,
-                    phash=result.phash,
+                    **{name: getattr(result, name) for name in _KEPT_MEASURES},
                 )
             session.add(measure)
             kept[image] = measure
@@ -372,14 +368,8 @@ def _image_signals(dev: list, rows: list, kept: dict) -> list[tuple[int, str, fl
 
     measures = {
         image: image_measures.ImageMeasures(
-            blur=m.blur,
-            brightness=m.brightness,
-            contrast=m.contrast,
-            entropy=m.entropy,
-            width=m.width,
-            height=m.height,
+            **{name: getattr(m, name) for name in _KEPT_MEASURES},
             aspect=(m.width / m.height) if m.width and m.height else 1.0,
-            phash=m.phash,
         )
         for image, m in kept.items()
         if not m.problem

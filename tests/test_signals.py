@@ -89,6 +89,21 @@ def project(db: Database, tmp_path: Path) -> int:
     return project_id
 
 
+def _add_label_error_category(db_url: str) -> None:
+    """Give project "pets" the category that marks incorrect labels."""
+    database = Database.open(db_url)
+    try:
+        with database.begin() as session:
+            create_category(
+                session,
+                project_id=get_project(session, "pets").id,
+                name="incorrectly labeled",
+                marks_incorrect_label=True,
+            )
+    finally:
+        database.dispose()
+
+
 def test_a_confidently_contradicted_label_is_suggested_as_incorrectly_labeled(
     db: Database, project: int
 ) -> None:
@@ -166,17 +181,7 @@ def test_the_cli_analyses_and_lists_suggestions_as_csv_and_json(db_url: str, tmp
         ],
     )
     assert result.exit_code == 0, result.output
-    database = Database.open(db_url)
-    try:
-        with database.begin() as session:
-            create_category(
-                session,
-                project_id=get_project(session, "pets").id,
-                name="incorrectly labeled",
-                marks_incorrect_label=True,
-            )
-    finally:
-        database.dispose()
+    _add_label_error_category(db_url)
 
     result = runner.invoke(cli, [*base, "analyze", "--project", "pets"])
     assert result.exit_code == 0, result.output
@@ -246,17 +251,7 @@ def test_the_cli_prints_each_suggesters_quality(db_url: str, tmp_path: Path) -> 
     runner = CliRunner()
     base = ["--db", db_url]
     assert runner.invoke(cli, [*base, "import", str(path), "--project", "pets"]).exit_code == 0
-    database = Database.open(db_url)
-    try:
-        with database.begin() as session:
-            create_category(
-                session,
-                project_id=get_project(session, "pets").id,
-                name="incorrectly labeled",
-                marks_incorrect_label=True,
-            )
-    finally:
-        database.dispose()
+    _add_label_error_category(db_url)
     assert runner.invoke(cli, [*base, "analyze", "--project", "pets", "--no-images"]).exit_code == 0
 
     result = runner.invoke(
