@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -369,6 +370,38 @@ class ImageMeasure(Base):
     phash: Mapped[str | None] = mapped_column(String(64))
     #: Why the image could not be measured (missing, unreadable), or None.
     problem: Mapped[str | None] = mapped_column(Text)
+
+
+class Embedding(Base):
+    """One example's feature vector: the model's penultimate-layer features (from `labeltool
+    predict` or the predictions file), or, when a run brings none, a small picture of the
+    image's pixels that `labeltool analyze` makes. "More like this" and the gallery's clusters
+    compare these (labeltool.similar)."""
+
+    __tablename__ = "embeddings"
+
+    example_pk: Mapped[int] = mapped_column(
+        ForeignKey("examples.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: "model" (the classifier's own features) or "pixels" (labeltool's stand-in).
+    source: Mapped[str] = mapped_column(String(16))
+    #: float32 values, little-endian, packed (numpy's tobytes()).
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Dismissal(Base):
+    """A reviewer said no to a suggestion on an example: the review screen stops showing it to
+    them. The suggestion itself stays (the suggesters' precision counts it as a miss)."""
+
+    __tablename__ = "suggestion_dismissals"
+    __table_args__ = (UniqueConstraint("example_pk", "kind", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    example_pk: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"))
+    #: The signal's kind, as in Signal.kind.
+    kind: Mapped[str] = mapped_column(String(32))
+    reviewer: Mapped[str] = mapped_column(String(100))
+    dismissed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 def confusion_pair_name(label: str, prediction: str) -> str:

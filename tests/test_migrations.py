@@ -21,6 +21,8 @@ from labeltool.errors import LabeltoolError
 from labeltool.models import (
     Base,
     Category,
+    Dismissal,
+    Embedding,
     Example,
     ImageMeasure,
     Project,
@@ -325,8 +327,9 @@ def _row_counts(engine: Engine) -> dict[str, int]:
         }
 
 
-#: Tables of derived data, recomputed rather than kept across a downgrade.
-RECOMPUTED = {"signals", "image_measures"}
+#: Tables a downgrade drops and the step back up cannot refill: derived data (recomputed by
+#: predict or analyze) and dismissed suggestions (lost, as 0011's downgrade says).
+RECOMPUTED = {"signals", "image_measures", "embeddings", "suggestion_dismissals"}
 
 
 def _without(counts: dict[str, int], tables: set[str]) -> dict[str, int]:
@@ -397,6 +400,8 @@ def _add_reviewed_project(engine: Engine) -> None:
                     score=0.9,
                     reason="the model gives 0.95 to dog, the label cat only 0.05",
                 ),
+                Embedding(example_pk=examples[0].id, source="model", vector=b"\0" * 8),
+                Dismissal(example_pk=examples[1].id, kind="likely label error", reviewer="ann"),
             ]
         )
 
