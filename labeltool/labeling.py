@@ -20,6 +20,7 @@ from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownCategory, UnknownExample
 from labeltool.models import (
     Category,
+    Dismissal,
     Example,
     Project,
     ReachedBy,
@@ -87,8 +88,9 @@ class ExampleView:
 # --- one example or many ---------------------------------------------------------------
 
 
-def get_example_view(session: Session, *, pk: int) -> ExampleView:
-    """One example with its tags, from two small queries."""
+def get_example_view(session: Session, *, pk: int, reviewer: str | None = None) -> ExampleView:
+    """One example with its tags, from a few small queries; its suggestions leave out those
+    `reviewer` dismissed (suggested_categories)."""
     example = session.get(Example, pk)
     if example is None:
         raise UnknownExample(f"no example with id {pk}")
@@ -97,12 +99,16 @@ def get_example_view(session: Session, *, pk: int) -> ExampleView:
         select(Tag.reviewer, Tag.category_id).where(Tag.example_pk == pk)
     ):
         tags.setdefault(reviewer, set()).add(category_id)
-    return _view(example, tags, suggested_categories(session, pks=[pk]).get(pk, []))
+    suggested = suggested_categories(session, pks=[pk], reviewer=reviewer)
+    return _view(example, tags, suggested.get(pk, []))
 
 
-def example_views(session: Session, *, pks: Sequence[int]) -> list[ExampleView]:
+def example_views(
+    session: Session, *, pks: Sequence[int], reviewer: str | None = None
+) -> list[ExampleView]:
     """Views of many examples (a gallery page, the review screen's window), in the order of
-    `pks`, from four queries whatever their number: tags, examples, signals, categories."""
+    `pks`, from at most five queries whatever their number: tags, examples, signals,
+    categories and, with a `reviewer`, the suggestions they dismissed (left out)."""
     if not pks:
         return []
     tags: dict[int, dict[str, set[int]]] = {}
@@ -111,19 +117,21 @@ def example_views(session: Session, *, pks: Sequence[int]) -> list[ExampleView]:
     ):
         tags.setdefault(example_pk, {}).setdefault(who, set()).add(category_id)
     examples = {e.id: e for e in session.scalars(select(Example).where(Example.id.in_(pks)))}
-    suggested = suggested_categories(session, pks=pks)
+    suggested = suggested_categories(session, pks=pks, reviewer=reviewer)
     return [
         _view(examples[pk], tags.get(pk, {}), suggested.get(pk, [])) for pk in pks if pk in examples
     ]
 
 
 def suggested_categories(
-    session: Session, *, pks: Sequence[int]
+    session: Session, *, pks: Sequence[int], reviewer: str | None = None
 ) -> dict[int, list[SuggestedCategory]]:
     """{example pk: the live categories its signals suggest} for these examples, from one
     query for their signals and one for their projects' live categories (a kind suggests the
     category labeltool.signals.category_for_kind names; archived categories are never
-    suggested). Examples with no suggestion are left out."""
+    suggested). With a `reviewer`, one more query leaves out the kinds that reviewer
+    dismissed on each example (dismiss_suggestions); other reviewers still see them, since
+    each judges on their own. Examples with no suggestion are left out."""
     if not pks:
         return {}
     signals = session.execute(
@@ -145,12 +153,70 @@ def suggested_categories(
         theirs = [c for c in categories if c.project_id == project_id]
         ids = {c.name: c.id for c in theirs}
         by_project[project_id] = {k: ids[name] for k, name in category_for_kind(theirs).items()}
+    dismissed: set[tuple[int, str]] = set()
+    if reviewer:
+        dismissed = {
+            (pk, kind)
+            for pk, kind in session.execute(
+                select(Dismissal.example_pk, Dismissal.kind).where(
+                    Dismissal.example_pk.in_({row.example_pk for row in signals}),
+                    Dismissal.reviewer == reviewer,
+                )
+            )
+        }
     found: dict[int, list[SuggestedCategory]] = {}
     for pk, project_id, kind, reason in signals:
         category_id = by_project.get(project_id, {}).get(kind)
-        if category_id is not None:
+        if category_id is not None and (pk, kind) not in dismissed:
             found.setdefault(pk, []).append(SuggestedCategory(category_id, kind, reason))
     return found
+
+
+def dismiss_suggestions(
+    session: Session, *, example_pk: int, kinds: Iterable[str], reviewer: str
+) -> int:
+    """Record that `reviewer` said no to the suggestions of these signal `kinds` on the
+    example; return how many were not dismissed already (dismissing again changes nothing).
+
+    Only that reviewer stops seeing them (suggested_categories). The signals stay: the
+    suggesters' precision counts a dismissed suggestion as not confirmed. A kind the example
+    has no signal of is refused (InvalidInput), and then nothing is dismissed.
+    """
+    reviewer = _reviewer(reviewer)
+    _example(session, example_pk)
+    kinds = list(dict.fromkeys(kinds))
+    if not kinds:
+        raise InvalidInput("name the suggestions to dismiss")
+    signalled = set(
+        session.scalars(
+            select(Signal.kind).where(Signal.example_pk == example_pk, Signal.kind.in_(kinds))
+        )
+    )
+    missing = [kind for kind in kinds if kind not in signalled]
+    if missing:
+        raise InvalidInput(
+            f"nothing suggests '{missing[0]}' for this example; nothing was dismissed"
+        )
+    already = set(
+        session.scalars(
+            select(Dismissal.kind).where(
+                Dismissal.example_pk == example_pk,
+                Dismissal.reviewer == reviewer,
+                Dismissal.kind.in_(kinds),
+            )
+        )
+    )
+    new = [kind for kind in kinds if kind not in already]
+    if new:
+        now = utcnow()
+        session.execute(
+            _insert_unless_present(session, Dismissal),
+            [
+                {"example_pk": example_pk, "kind": kind, "reviewer": reviewer, "dismissed_at": now}
+                for kind in new
+            ],
+        )
+    return len(new)
 
 
 def find_example(
@@ -413,12 +479,16 @@ def category_from_confusion_pair(
 
 
 #: The unique key of each table the labeling functions insert into.
-_UNIQUE_KEYS = {Tag: ("example_pk", "category_id", "reviewer"), Review: ("example_pk", "reviewer")}
+_UNIQUE_KEYS = {
+    Tag: ("example_pk", "category_id", "reviewer"),
+    Review: ("example_pk", "reviewer"),
+    Dismissal: ("example_pk", "kind", "reviewer"),
+}
 
 
-def _insert_unless_present(session: Session, model: type[Tag] | type[Review]):
-    """INSERT ... ON CONFLICT DO NOTHING on the model's unique key: a tag or review that another
-    transaction added since this one looked is left as it is instead of raising."""
+def _insert_unless_present(session: Session, model: type[Tag] | type[Review] | type[Dismissal]):
+    """INSERT ... ON CONFLICT DO NOTHING on the model's unique key: a tag, review or dismissal
+    that another transaction added since this one looked is left as it is instead of raising."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:

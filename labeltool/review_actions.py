@@ -31,6 +31,8 @@ from labeltool.review_queue import QueueFilter
 AHEAD = 20
 #: The longest comment a reviewer can save.
 MAX_COMMENT = 10_000
+#: The longest signal kind a dismiss action may name (Dismissal.kind's column).
+MAX_KIND = 32
 
 
 class ActionKind(enum.StrEnum):
@@ -39,10 +41,16 @@ class ActionKind(enum.StrEnum):
     TAG = "tag"  #: category on or off for this reviewer
     #: the suggested categories the screen showed, on for this reviewer (labeltool.signals)
     ACCEPT = "accept"
+    #: the suggestions the screen showed (by signal kind), no for this reviewer: not shown to
+    #: them again; the signals stay
+    DISMISS = "dismiss"
     SAVE = "save"  #: the reviewer is done with the example: it counts as reviewed
     SKIP = "skip"  #: put aside; not part of the reviewed sample
     COMMENT = "comment"  #: the example's comment
     CORRECTED_LABEL = "corrected_label"  #: the right label (or none)
+    #: open the Gallery on the errors most like this one: nothing is saved; the page leaves
+    #: for the Gallery once every action before it is applied
+    SIMILAR = "similar"
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class ReviewAction:
     text: str | None = None
     #: An accept action's categories: the suggestions the screen showed for the example.
     categories: tuple[int, ...] = ()
+    #: A dismiss action's signal kinds (labeltool.signals): the suggestions said no to.
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,7 @@ def parse_actions(raw: object, *, after: int = 0) -> list[ReviewAction]:
                 on=bool(item.get("on", True)),
                 text=None if item.get("text") is None else str(item["text"]),
                 categories=_whole_numbers(item.get("categories")),
+                kinds=_kinds(item.get("kinds")),
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidInput(f"the review screen sent a malformed action ({exc})") from None
@@ -167,6 +178,20 @@ def apply_actions(
         else:
             results.append(ActionResult(action.seq, action.example_pk))
     return results
+
+
+def similar_requested(
+    actions: Sequence[ReviewAction], results: Sequence[ActionResult]
+) -> int | None:
+    """The example whose like the reviewer asked to see (the last "similar" action), when it
+    and every action before it were applied; None otherwise, so no refusal goes unseen."""
+    asked = [action for action in actions if action.kind is ActionKind.SIMILAR]
+    if not asked:
+        return None
+    last = asked[-1]
+    if all(result.applied for result in results if result.seq <= last.seq):
+        return last.example_pk
+    return None
 
 
 def window(
@@ -238,6 +263,7 @@ def _apply(session: Session, project_id: int, action: ReviewAction, *, reached: 
     if action.kind in (
         ActionKind.TAG,
         ActionKind.ACCEPT,
+        ActionKind.DISMISS,
         ActionKind.SAVE,
         ActionKind.SKIP,
     ) and not (example.is_error and example.split == DEFAULT_SPLIT):
@@ -257,6 +283,12 @@ def _apply(session: Session, project_id: int, action: ReviewAction, *, reached: 
         )
     elif action.kind is ActionKind.ACCEPT:
         _accept(session, project_id, example, action)
+    elif action.kind is ActionKind.DISMISS:
+        if not action.kinds:
+            raise InvalidInput("a dismiss action needs the suggestions' kinds")
+        labeling.dismiss_suggestions(
+            session, example_pk=example.id, kinds=action.kinds, reviewer=action.reviewer
+        )
     elif action.kind is ActionKind.SAVE:
         labeling.mark_reviewed(
             session,
@@ -276,17 +308,22 @@ def _apply(session: Session, project_id: int, action: ReviewAction, *, reached: 
         labeling.set_corrected_label(
             session, example_pk=example.id, corrected_label=action.text or None
         )
+    # SIMILAR saves nothing: it only had to name an example of this project (the page opens
+    # the Gallery on it).
 
 
 def _accept(session: Session, project_id: int, example: Example, action: ReviewAction) -> None:
     """Turn on, for the reviewer, the suggested categories the screen showed, each tag
     recorded as an accepted suggestion; a category already on stays as it was. Refused as a
-    whole (nothing tagged) when one of them is archived or no longer suggested."""
+    whole (nothing tagged) when one of them is archived or no longer suggested to this
+    reviewer (they dismissed it)."""
     if not action.categories:
         raise InvalidInput("an accept action needs the suggested categories")
     suggested = {
         s.category_id
-        for s in labeling.suggested_categories(session, pks=[example.id]).get(example.id, [])
+        for s in labeling.suggested_categories(
+            session, pks=[example.id], reviewer=action.reviewer
+        ).get(example.id, [])
     }
     for category_id in dict.fromkeys(action.categories):
         category_id = _live_category(session, project_id, category_id)
@@ -321,6 +358,17 @@ def _whole_numbers(value: object) -> tuple[int, ...]:
     if not isinstance(value, list) or len(value) > 1000:
         raise ValueError("categories must be a list of category ids")
     return tuple(_integer(item) for item in value)
+
+
+def _kinds(value: object) -> tuple[str, ...]:
+    """A list of signal kinds from the browser (none when absent), at most 100 short strings."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > 100:
+        raise ValueError("kinds must be a list of signal kinds")
+    if not all(isinstance(kind, str) and 0 < len(kind) <= MAX_KIND for kind in value):
+        raise ValueError(f"each kind must be a name of 1 to {MAX_KIND} characters")
+    return tuple(value)
 
 
 def _integer(value: object) -> int:

@@ -5,21 +5,23 @@ of next examples follows the queue (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from labeltool import labeling
 from labeltool.categories import create_category, update_category
 from labeltool.db import Database
 from labeltool.errors import InvalidInput
 from labeltool.eyeball import set_eyeball_fraction
-from labeltool.models import Example, ReachedBy, Review, Tag
+from labeltool.models import Dismissal, Example, ReachedBy, Review, Signal, Tag
 from labeltool.review_actions import (
     ActionKind,
+    ActionResult,
     ReviewAction,
     Standing,
     apply_actions,
     parse_actions,
     reached_by,
+    similar_requested,
     standings,
     window,
 )
@@ -307,3 +309,152 @@ def test_saves_record_how_the_example_was_reached_and_a_re_review_keeps_it(
         )
 
     assert reached(db) == {e0: ReachedBy.RANDOM_IN_PAIR, e1: ReachedBy.BY_HAND}
+
+
+# --- dismissing a suggestion, and "more like this" --------------------------------------
+
+
+def dismiss(seq: int, pk: int, *kinds: str, who: str = "ann") -> ReviewAction:
+    return ReviewAction(seq, ActionKind.DISMISS, pk, who, kinds=kinds)
+
+
+def signal(db: Database, pk: int, kind: str) -> None:
+    with db.begin() as session:
+        session.add(Signal(example_pk=pk, kind=kind, score=0.9, reason=f"{kind} reason"))
+
+
+def dismissals(db: Database) -> set[tuple[int, str, str]]:
+    with db.begin() as session:
+        rows = session.execute(select(Dismissal.example_pk, Dismissal.kind, Dismissal.reviewer))
+        return {tuple(row) for row in rows}
+
+
+def suggested_to(db: Database, pk: int, reviewer: str | None) -> list[str]:
+    with db.begin() as session:
+        found = labeling.suggested_categories(session, pks=[pk], reviewer=reviewer)
+    return [s.kind for s in found.get(pk, [])]
+
+
+def test_a_dismissal_hides_the_suggestion_from_its_reviewer_only_and_once(
+    db: Database, run: Run, blurry: int, dark: int
+) -> None:
+    """A dismiss action records one Dismissal per kind for its reviewer, tags nothing, and
+    sent again changes nothing; the reviewer is no longer shown those suggestions, another
+    reviewer (who judges on their own) still is, and the signal itself stays."""
+    e0 = run.pk["e00"]
+    signal(db, e0, "blurry")
+    signal(db, e0, "dark")
+
+    for _ in range(2):
+        with db.begin() as session:
+            (result,) = apply_actions(
+                session, project_id=run.id, actions=[dismiss(1, e0, "blurry", "dark")]
+            )
+        assert result.applied, result.error
+
+    assert dismissals(db) == {(e0, "blurry", "ann"), (e0, "dark", "ann")}
+    assert tags(db) == set()
+    assert suggested_to(db, e0, "ann") == []
+    assert suggested_to(db, e0, "bob") == ["blurry", "dark"]
+    assert suggested_to(db, e0, None) == ["blurry", "dark"]
+    with db.begin() as session:
+        (view,) = labeling.example_views(session, pks=[e0], reviewer="ann")
+        assert view.suggestions == []
+        assert labeling.get_example_view(session, pk=e0, reviewer="bob").suggestions != []
+        assert session.scalar(select(func.count()).select_from(Signal)) == 2
+
+
+def test_dismissing_one_kind_leaves_the_others_suggested(
+    db: Database, run: Run, blurry: int, dark: int
+) -> None:
+    """A dismissal names its kinds: the example's other suggestions stay for that reviewer."""
+    e0 = run.pk["e00"]
+    signal(db, e0, "blurry")
+    signal(db, e0, "dark")
+
+    with db.begin() as session:
+        apply_actions(session, project_id=run.id, actions=[dismiss(1, e0, "dark")])
+
+    assert suggested_to(db, e0, "ann") == ["blurry"]
+
+
+def test_a_dismissal_naming_a_kind_without_a_signal_is_refused_whole(
+    db: Database, run: Run, blurry: int, dark: int
+) -> None:
+    """The browser is not trusted: a dismiss naming a kind the example has no signal of (or
+    no kind at all, or no reviewer, or a correctly classified example) is refused with its
+    reason and dismisses nothing, not even the kinds that were signalled."""
+    e0, correct = run.pk["e00"], run.pk["c00"]
+    signal(db, e0, "blurry")
+    signal(db, correct, "blurry")
+    actions = [
+        dismiss(1, e0, "blurry", "dark"),
+        dismiss(2, e0),
+        dismiss(3, e0, "blurry", who=""),
+        dismiss(4, correct, "blurry"),
+    ]
+
+    with db.begin() as session:
+        results = apply_actions(session, project_id=run.id, actions=actions)
+
+    errors = [r.error for r in results]
+    assert all(errors), errors
+    assert "nothing suggests 'dark'" in errors[0]
+    assert "kinds" in errors[1]
+    assert "reviewer name" in errors[2]
+    assert "not a misclassified dev example" in errors[3]
+    assert dismissals(db) == set()
+
+
+def test_a_dismissed_suggestion_can_no_longer_be_accepted_by_that_reviewer(
+    db: Database, run: Run, blurry: int
+) -> None:
+    """Accept is checked against what the reviewer is still shown: once they dismissed a
+    suggestion, accepting it is refused; another reviewer can still accept it."""
+    e0 = run.pk["e00"]
+    signal(db, e0, "blurry")
+    actions = [
+        dismiss(1, e0, "blurry"),
+        ReviewAction(2, ActionKind.ACCEPT, e0, "ann", categories=(blurry,)),
+        ReviewAction(3, ActionKind.ACCEPT, e0, "bob", categories=(blurry,)),
+    ]
+
+    with db.begin() as session:
+        results = apply_actions(session, project_id=run.id, actions=actions)
+
+    assert [r.applied for r in results] == [True, False, True]
+    assert "no longer suggested" in results[1].error
+    assert tags(db) == {(e0, blurry, "bob")}
+
+
+def test_parse_reads_a_dismiss_actions_kinds_and_refuses_malformed_ones() -> None:
+    """A dismiss action carries the kinds of the suggestions said no to, as short names;
+    anything else is refused before anything is applied."""
+    raw = [{"seq": 1, "kind": "dismiss", "pk": 7, "kinds": ["blurry", "dark"], "reviewer": "a"}]
+
+    (action,) = parse_actions(raw)
+
+    assert (action.kind, action.kinds) == (ActionKind.DISMISS, ("blurry", "dark"))
+    for bad in ("blurry", [3], [""], ["x" * 33], {"kind": "blurry"}):
+        with pytest.raises(InvalidInput, match="malformed"):
+            parse_actions([{**raw[0], "kinds": bad}])
+
+
+def test_more_like_this_saves_nothing_and_waits_for_the_actions_before_it(
+    db: Database, run: Run, blurry: int
+) -> None:
+    """A "similar" action changes nothing in the database and names its example; the page
+    may leave for the Gallery only when it and every action before it were applied."""
+    e0, e1 = run.pk["e00"], run.pk["e01"]
+    before = [tag(1, e0, blurry), ReviewAction(2, ActionKind.SIMILAR, e1, "ann")]
+
+    with db.begin() as session:
+        results = apply_actions(session, project_id=run.id, actions=before)
+
+    assert [r.applied for r in results] == [True, True]
+    assert similar_requested(before, results) == e1
+    assert tags(db) == {(e0, blurry, "ann")}
+    assert states(db, run, "e00", "e01") == [UNREVIEWED, UNREVIEWED]
+    refused_first = [ActionResult(1, e0, "archived"), ActionResult(2, e1)]
+    assert similar_requested(before, refused_first) is None
+    assert similar_requested(before[:1], results[:1]) is None
