@@ -46,10 +46,18 @@ DEFAULT_SHARE = 0.5
 #: whose images are nearly all alike (a spread of zero) does not flag trifles.
 MIN_GAP = {
     "blur": math.log(2.0),  # half (or twice) the median blur score
-    "brightness": 0.05,
+    "brightness": 0.05,  # of mean brightness, 0 to 1
     "entropy": 0.5,  # bits
     "size": math.log(1.25),  # a quarter wider, narrower, larger or smaller
 }
+#: How plainly darker (brighter) than most an image must be, as a robust z-score of its mean
+#: brightness alone, before its exposure is judged: so a plain grey image is "low
+#: information", not "dark", and a white one never "dark".
+PLAINLY_Z = 1.5
+#: Added to brightness (and to its distance from white) before taking logs, so a black image
+#: has a finite exposure and, in a project of dark images, the differences among the darkest
+#: (mostly sensor noise and compression) are not taken for stops apart.
+_LIGHT_FLOOR = 0.05
 #: Bits in a perceptual hash (`imagehash.phash` with its default hash_size 8).
 HASH_BITS = 64
 #: Candidate pairs checked at once by `near_duplicates` (bounds its memory, ~100 MB).
@@ -159,8 +167,11 @@ def flag_outliers(
       deviation; the mean absolute deviation when most images are exactly alike) and at least
       MIN_GAP from the median.
     Blur and size are compared in log space (blur scores span orders of magnitude); "odd size"
-    takes the larger deviation of aspect ratio and of pixel count. With fewer than MIN_IMAGES
-    measured images nothing is flagged.
+    takes the larger deviation of aspect ratio and of pixel count. "dark" and "bright" judge
+    exposure (`_off_exposure`: the mean brightness, or distance from white, and the tonal range
+    together, in stops) of images plainly darker (brighter) than most; an image flagged one of
+    them is not also flagged "low information", its reason saying the detail lost comes from
+    the exposure. With fewer than MIN_IMAGES measured images nothing is flagged.
     """
     if not 0 < share < 1:
         raise ValueError(f"share must be between 0 and 1, not {share}")
@@ -182,8 +193,8 @@ def flag_outliers(
     # much that none stands out from it, while the sharp side's spread is untouched.
     apart: dict[FlagKind, np.ndarray] = {
         "blurry": -_robust_z(np.log1p(column["blur"]), gap=MIN_GAP["blur"], clean="high"),
-        "dark": -_robust_z(column["brightness"], gap=MIN_GAP["brightness"], clean="high"),
-        "bright": _robust_z(column["brightness"], gap=MIN_GAP["brightness"], clean="low"),
+        "dark": _off_exposure(column["brightness"], column["entropy"]),
+        "bright": _off_exposure(1.0 - column["brightness"], column["entropy"]),
         "low information": -_robust_z(column["entropy"], gap=MIN_GAP["entropy"], clean="high"),
         "odd size": np.maximum(np.abs(off_aspect), np.abs(off_area)),
     }
@@ -218,10 +229,21 @@ def flag_outliers(
             return f"{shape}, aspect {_short(math.exp(aspect[i]))} while most are about {usual}"
         return f"{shape} while most are about {typical['width']:.0f}×{typical['height']:.0f}"
 
+    tails = {kind: _tail(apart[kind], limit=limit) for kind in FLAG_KINDS}
+    # A dark (or bright) photo has few grey levels: its low information is the exposure's,
+    # so it is flagged by the more specific kind only, which says so.
+    explained = tails["low information"] & (tails["dark"] | tails["bright"])
+    tails["low information"] &= ~explained
     flagged: dict[str, list[Flag]] = {}
     for kind in FLAG_KINDS:
-        for index in np.flatnonzero(_tail(apart[kind], limit=limit)):
-            flagged.setdefault(names[index], []).append(Flag(kind, reason(kind, int(index))))
+        for index in np.flatnonzero(tails[kind]):
+            text = reason(kind, int(index))
+            if kind in ("dark", "bright") and explained[index]:
+                text += (
+                    f"; its little detail (entropy {column['entropy'][index]:.1f} bits) comes "
+                    f"from the exposure"
+                )
+            flagged.setdefault(names[index], []).append(Flag(kind, text))
     return {name: flagged[name] for name in names if name in flagged}
 
 
@@ -406,6 +428,24 @@ def _robust_z(
     else:
         return np.zeros_like(values)
     return np.where(deviation >= gap, z, 0.0)
+
+
+def _off_exposure(light: np.ndarray, entropy: np.ndarray) -> np.ndarray:
+    """How far below the project's usual exposure each image is, as a robust z-score (high:
+    under-exposed), judged against the well-exposed side's spread; 0 for an image not plainly
+    darker than most. `light` is the mean brightness for "dark" and the mean distance from
+    white for "bright".
+
+    Exposure scales the light of every pixel by one factor, so it is judged in log space
+    (stops), and it narrows the picture's tonal range by the same factor: the grey levels in
+    use (2 ** entropy) shrink as the mean does. Their sum of logs doubles the evidence of
+    under-exposure, while a scene that is merely dark (a black background, a bright subject)
+    keeps its tonal range, and blur, which barely moves either, leaves it alone."""
+    logged = np.log(light + _LIGHT_FLOOR)
+    plainly = -_robust_z(logged, gap=0.0, clean="high") >= PLAINLY_Z
+    plainly &= np.median(light) - light >= MIN_GAP["brightness"]
+    off = -_robust_z(logged + math.log(2) * entropy, gap=0.0, clean="high")
+    return np.where(plainly, off, 0.0)
 
 
 def _tail(apart: np.ndarray, *, limit: int) -> np.ndarray:
