@@ -152,6 +152,15 @@ def _format_option(help: str):
     help="Accept a file whose dev examples differ from the run it updates (or, for a new run, "
     "from the previous run); an updated run drops the examples the file lacks.",
 )
+@click.option(
+    "--embeddings",
+    "embeddings_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The model's embedding of each example, for 'more like this' and clusters: Parquet "
+    "or CSV with example_id and emb_0..emb_k columns, a .npz with arrays example_id and "
+    "embeddings, or an (n, k) .npy whose rows follow the predictions file's [default: the "
+    "predictions file's own emb_ columns, if any].",
+)
 @click.pass_obj
 def import_command(
     state: _State,
@@ -168,10 +177,12 @@ def import_command(
     target_category: str | None,
     then_analyze: bool,
     allow_different_examples: bool,
+    embeddings_file: Path | None,
 ) -> None:
     """Import a predictions file (CSV or Parquet) into a project, all or nothing.
 
-    Columns: example_id, image, label, prediction; optional confidence, prob_<class>, split.
+    Columns: example_id, image, label, prediction; optional confidence, prob_<class>, split,
+    and the model's embedding as emb_0..emb_k (or in a side file: --embeddings).
     Re-importing is safe: unchanged rows stay, changed predictions are updated and their
     reviewed errors marked needs re-review. A new --run starts with the previous run's image
     tags on the examples still misclassified.
@@ -194,6 +205,7 @@ def import_command(
             note=note,
             target_category=target_category,
             allow_different_examples=allow_different_examples,
+            embeddings_file=embeddings_file,
         )
         created = []
         if categories_file is not None:
@@ -217,6 +229,32 @@ def import_command(
                 progress=lambda _stage, done, total: bar(done, total),
             )
         click.echo(str(analysis))
+
+
+@cli.command("embeddings")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--project", required=True, help="Project name.")
+@click.option(
+    "--run",
+    "run_name",
+    help="The run (model version) the embeddings are of [default: the project's latest run].",
+)
+@click.pass_obj
+def embeddings_command(state: _State, file: Path, project: str, run_name: str | None) -> None:
+    """Add the model's embeddings to a run already imported, all or nothing.
+
+    FILE is Parquet or CSV with example_id and emb_0..emb_k columns, or a .npz with arrays
+    example_id and embeddings (n, k). They replace the examples' vectors; an id the run lacks
+    or given twice is refused; examples left out have none ("more like this" skips them).
+    """
+    from labeltool.embeddings import import_file
+    from labeltool.projects import get_project
+    from labeltool.runs import get_run
+
+    with state.database().begin() as session:
+        run = get_run(session, project_id=get_project(session, project).id, name=run_name)
+        summary = import_file(session, file, run_id=run.id)
+    click.echo(f"project '{project}', run '{run.name}': {summary}")
 
 
 @cli.command("predict")

@@ -1,14 +1,15 @@
 """Import a predictions file (CSV or Parquet) into a project, all or nothing, at any size.
 
-Columns: `example_id, image, label, prediction`, optional `confidence`, `prob_<class>` and
-`split`. The file is read in chunks (labeltool.tables) while the previous chunk is written:
-each chunk's rows are checked with vectorised operations, each distinct image is checked once
-by the images root (labeltool.storage) in the background, and the rows go in with the
-database's bulk path (executemany on SQLite, COPY on PostgreSQL), inside a savepoint. A
-problem anywhere rolls it all back and is raised as `InvalidInput` naming the file, the
-spreadsheet row (header = row 1) and the column of its earliest row, with a count of the
-other rows that have the same problem. Re-importing the same file changes nothing; a changed
-prediction updates its example and keeps its tags.
+Columns: `example_id, image, label, prediction`, optional `confidence`, `prob_<class>`,
+`split` and the model's embedding `emb_0..emb_k` (labeltool.embeddings). The file is read
+in chunks (labeltool.tables) while the previous chunk is written: each chunk's rows are
+checked with vectorised operations, each distinct image is checked once by the images root
+(labeltool.storage) in the background, and the rows go in with the database's bulk path
+(executemany on SQLite, COPY on PostgreSQL), inside a savepoint. A problem anywhere rolls it
+all back and is raised as `InvalidInput` naming the file, the spreadsheet row (header = row
+1) and the column of its earliest row, with a count of the other rows that have the same
+problem. Re-importing the same file changes nothing; a changed prediction updates its
+example and keeps its tags.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pyarrow.compute as pc
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from labeltool import storage, tables
+from labeltool import embeddings, storage, tables
 from labeltool.config import DEFAULT_SPLIT, SPLITS
 from labeltool.errors import ImageUnavailable, InvalidInput, UnsafePath
 from labeltool.limits import (
@@ -88,6 +89,10 @@ class ImportSummary:
     #: with the previous one, with --allow-different-examples).
     missing: int = 0
     extra: int = 0
+    #: The examples given the model's embedding (emb_ columns or --embeddings), and the
+    #: side file's name when one brought them.
+    embeddings: int = 0
+    embeddings_file: str | None = None
 
     @property
     def dev_error(self) -> float:
@@ -116,6 +121,10 @@ class ImportSummary:
             text += (
                 f"; {self.carried} reviewed errors still wrong carried over with their image tags"
             )
+        if self.embeddings or self.embeddings_file:
+            text += f"; embeddings for {self.embeddings:,} of {self.rows:,} examples"
+            if self.embeddings_file:
+                text += f" (from {self.embeddings_file})"
         return text
 
 
@@ -146,6 +155,7 @@ def import_predictions(
     target_category: str | None = None,
     allow_different_examples: bool = False,
     chunk_rows: int = CHUNK_ROWS,
+    embeddings_file: str | os.PathLike[str] | None = None,
 ) -> ImportSummary:
     """Read `path` in chunks, check every row, and create or update `project`'s run from it.
 
@@ -168,6 +178,10 @@ def import_predictions(
     "needs re-review"; a new run starts with the previous run's image tags and reviews of
     the examples misclassified in both (labeltool.runs.carry_over).
 
+    The model's embeddings come as the file's `emb_0..emb_k` columns or as
+    `embeddings_file` (labeltool.embeddings.import_file; its .npy rows follow this file's),
+    not both; they replace the vectors the run's examples had.
+
     `progress(rows done, rows expected)` is called after each chunk; the expected count is
     an estimate from the bytes read until the file's end.
     """
@@ -189,6 +203,13 @@ def import_predictions(
 
     table = Table(path, chunk_rows=chunk_rows, problems=Problems(path.name))
     header = _Header.of(table, explicit or None)
+    if header.emb_columns and embeddings_file is not None:
+        raise InvalidInput(
+            f"has embedding columns ({header.emb_columns[0]}, …) and embeddings were also "
+            f"given in {Path(embeddings_file).name}: give them one way",
+            file=table.file,
+            row=1,
+        )
     with session.begin_nested():
         return _Import(
             session,
@@ -203,6 +224,7 @@ def import_predictions(
             note=note,
             target_category=target_category,
             allow_different_examples=allow_different_examples,
+            embeddings_file=Path(embeddings_file) if embeddings_file is not None else None,
         ).run()
 
 
@@ -246,6 +268,8 @@ class _Header:
     has_split: bool
     #: Whether the classes were given (--classes) rather than read from the header.
     explicit: bool
+    #: emb_0..emb_k in vector order ([] without any).
+    emb_columns: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, table: Table, explicit: list[str] | None) -> _Header:
@@ -279,6 +303,7 @@ class _Header:
             has_confidence="confidence" in columns,
             has_split="split" in columns,
             explicit=bool(explicit),
+            emb_columns=embeddings.embedding_columns(columns, file=table.file),
         )
 
 
@@ -298,6 +323,8 @@ class _Chunk:
     probabilities: list[str | None]
     split: list[str]
     is_error: list[bool]
+    #: The model's embedding of each row (float32, rows x dimensions), when the file has one.
+    embeddings: np.ndarray | None = None
     #: Rows read so far (this chunk's included), and the file's expected rows.
     done: int = 0
     expected: int = 0
@@ -447,6 +474,11 @@ class _Reader:
             ),
             split=split_list,
             is_error=is_error,
+            embeddings=(
+                embeddings.parse_cells(frame, header.emb_columns, rows, problems)
+                if header.emb_columns
+                else None
+            ),
         )
 
     def _check_repeated_ids(self, ids: list[str], rows: list[int]) -> None:
@@ -881,6 +913,7 @@ class _Import:
         note: str | None,
         target_category: str | None,
         allow_different_examples: bool,
+        embeddings_file: Path | None = None,
     ) -> None:
         self.session, self.table, self.header = session, table, header
         self.root, self.depth = root, depth
@@ -888,6 +921,7 @@ class _Import:
         self.progress = progress
         self.run_name, self.note, self.target_category = run, note, target_category
         self.allow = allow_different_examples
+        self.embeddings_file = embeddings_file
         self.file = table.file
 
     def run(self) -> ImportSummary:
@@ -934,9 +968,13 @@ class _Import:
         checker = _ImageChecker(self.root, self.depth, self.file)
         reader = _Reader(self.table, header, checker)
         inserted = updated = unchanged = rereview = 0
+        #: (example ids, their vectors) of each chunk, stored once the examples are written.
+        vectors: list[tuple[list[str], np.ndarray]] = []
         try:
             for chunk in _read_ahead(reader.chunks()):
                 if not reader.problems:
+                    if chunk.embeddings is not None:
+                        vectors.append((chunk.example_id, chunk.embeddings))
                     if existing:
                         counts = self._upsert(writer, chunk, existing)
                         inserted += counts[0]
@@ -972,6 +1010,7 @@ class _Import:
         if not new_run and (inserted or updated or removed):
             target.imported_at = utcnow()
         session.flush()
+        stored = self._store_embeddings(target.id, vectors, list(reader.first_row))
         carried = (
             carry_over(session, run_id=target.id, previous_id=previous_id)
             if new_run and previous_id is not None
@@ -994,7 +1033,25 @@ class _Import:
             removed=removed,
             missing=len(missing) if new_run else 0,
             extra=len(extra) if new_run else 0,
+            embeddings=stored,
+            embeddings_file=self.embeddings_file.name if self.embeddings_file else None,
         )
+
+    def _store_embeddings(
+        self, run_id: int, vectors: list[tuple[list[str], np.ndarray]], file_order: list[str]
+    ) -> int:
+        """Save the model's vectors the file's columns or the side file brought (after the
+        examples, so each id has its pk); returns how many examples got one."""
+        if self.embeddings_file is not None:
+            return embeddings.import_file(
+                self.session, self.embeddings_file, run_id=run_id, row_order=file_order
+            ).stored
+        if not vectors:
+            return 0
+        ids = [i for chunk_ids, _ in vectors for i in chunk_ids]
+        matrix = np.vstack([m for _, m in vectors])
+        vectors.clear()
+        return embeddings.save_for_ids(self.session, run_id=run_id, example_ids=ids, vectors=matrix)
 
     def _classes(self, header: _Header, project_classes: list[str], seen: set[str]) -> list[str]:
         if header.known_classes:

@@ -314,3 +314,41 @@ def _example_ids(url: str, project: str) -> list[str]:
             )
     finally:
         database.dispose()
+
+
+def test_import_with_embeddings_then_the_embeddings_command(
+    db_url: str, write_predictions, tmp_path: Path
+) -> None:
+    """`import --embeddings FILE` stores a side file's vectors with the import, and
+    `labeltool embeddings` replaces them on the run later, saying how many examples have one."""
+    import numpy as np
+    import pandas as pd
+
+    from labeltool import embeddings
+
+    path = write_predictions(make_rows(4, errors=1))
+    side = tmp_path / "emb.parquet"
+    pd.DataFrame({"example_id": ["ex0000", "ex0001"], "emb_0": [1.0, 2.0]}).to_parquet(side)
+    later = tmp_path / "emb.npz"
+    np.savez(later, example_id=np.array(["ex0002"]), embeddings=np.ones((1, 3)))
+
+    first = run("--db", db_url, "import", str(path), "--project", "e", "--embeddings", str(side))
+    second = run("--db", db_url, "embeddings", "--project", "e", "--run", "1", str(later))
+    unknown = run("--db", db_url, "embeddings", "--project", "e", str(path))
+
+    assert first.exit_code == 0, first.output
+    assert first.stdout.strip().endswith("; embeddings for 2 of 4 examples (from emb.parquet)")
+    assert second.exit_code == 0, second.output
+    assert second.stdout.strip() == (
+        "project 'e', run '1': emb.npz: embeddings for 1 of 4 examples (3 dimensions)"
+    )
+    assert unknown.exit_code == 1
+    assert "has no embedding columns" in unknown.stderr
+    database = Database.open(db_url)
+    try:
+        with database.begin() as session:
+            pks = session.scalars(select(Example.id).order_by(Example.example_id)).all()
+            found, matrix, source = embeddings.load(session, pks=pks)
+    finally:
+        database.dispose()
+    assert (len(found), matrix.shape, source) == (1, (1, 3), "model")
