@@ -11,6 +11,12 @@ kind, replaced on each analysis):
   and resumable: a stopped analysis keeps what it measured);
 - *near duplicate*: perceptual hashes within the dev set and between dev and train.
 
+A degraded image explains a model's doubt better than a wrong label does: a likely label error
+on an image flagged blurry, dark, bright or low information is set aside (not stored, so not
+suggested; the summary counts them) when the model errs on such images at least
+DEGRADED_ERROR_RATIO times as often as on images with no image flag. A model that reads them
+well (trained on blurred copies, say) keeps its label-error flags on them.
+
 `suggestions` turns the signals of the run's dev errors into suggested categories: a kind
 suggests the project's category of the same name (case aside), and a likely label error the
 category that marks incorrect labels. Suggestions are never applied on their own.
@@ -19,7 +25,7 @@ category that marks incorrect labels. Suggestions are never applied on their own
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -46,6 +52,11 @@ NEAR_DUPLICATE = "near duplicate"
 #: The image kinds labeltool.image_measures.flag_outliers gives.
 IMAGE_KINDS = ("blurry", "dark", "bright", "low information", "odd size")
 KINDS = (LABEL_ERROR, *IMAGE_KINDS, NEAR_DUPLICATE)
+#: The image kinds that degrade what a model can read (a size is no degradation).
+DEGRADED_KINDS = ("blurry", "dark", "bright", "low information")
+#: How many times the error rate of the images with no image flag the model's error rate on
+#: the images of one degraded kind must be for that kind to explain a likely label error.
+DEGRADED_ERROR_RATIO = 2.0
 
 #: progress(stage, done, total).
 Progress = Callable[[str, int, int], None]
@@ -64,13 +75,22 @@ class AnalysisSummary:
     measured: int
     unreadable: int
     found: dict[str, int]
+    #: Likely label errors set aside as explained by a degraded image, by its kind.
+    set_aside: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         found = ", ".join(f"{n} {kind}" for kind, n in self.found.items() if n) or "nothing"
-        return (
+        text = (
             f"run '{self.run}': {self.examples} dev examples analysed, {self.measured} images "
             f"measured ({self.unreadable} unreadable); found {found}"
         )
+        if self.set_aside:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in self.set_aside.items())
+            text += (
+                f"; {sum(self.set_aside.values())} more {LABEL_ERROR} set aside, their images "
+                f"degraded ({kinds}) in a way the model often misreads"
+            )
+        return text
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,7 @@ def analyze(
             Example.prediction,
             Example.probabilities,
             Example.split,
+            Example.is_error,
         ).where(Example.run_id == run.id)
     ).all()
     dev = [r for r in rows if r.split == DEFAULT_SPLIT]
@@ -119,6 +140,7 @@ def analyze(
         measured, unreadable, kept = _measure(session, project, rows, progress)
         for pk, kind, score, reason in _image_signals(dev, rows, kept):
             found.setdefault(pk, {})[kind] = (score, reason)
+    set_aside = _set_aside_label_errors(dev, found)
 
     dev_pks = [r.id for r in dev]
     for start in range(0, len(dev_pks), _BATCH):
@@ -136,7 +158,12 @@ def analyze(
         for kind in kinds:
             counts[kind] += 1
     return AnalysisSummary(
-        run=run.name, examples=len(dev), measured=measured, unreadable=unreadable, found=counts
+        run=run.name,
+        examples=len(dev),
+        measured=measured,
+        unreadable=unreadable,
+        found=counts,
+        set_aside=set_aside,
     )
 
 
@@ -307,6 +334,25 @@ def _label_errors(dev: list, classes: list[str]) -> list[tuple[int, float, str]]
             )
         )
     return found
+
+
+def _set_aside_label_errors(dev: list, found: dict[int, dict]) -> dict[str, int]:
+    """Drop from `found` the likely label errors a degraded image explains (see the module
+    doc); return how many were dropped, by the first degraded kind of each image."""
+    unflagged = [r.is_error for r in dev if not (found.get(r.id, {}).keys() - {LABEL_ERROR})]
+    clean_rate = sum(unflagged) / len(unflagged) if unflagged else 0.0
+    explaining = []
+    for kind in DEGRADED_KINDS:
+        degraded = [r.is_error for r in dev if kind in found.get(r.id, {})]
+        if degraded and sum(degraded) / len(degraded) >= DEGRADED_ERROR_RATIO * clean_rate:
+            explaining.append(kind)
+    set_aside: dict[str, int] = {}
+    for kinds in found.values():
+        cause = next((kind for kind in explaining if kind in kinds), None)
+        if cause and LABEL_ERROR in kinds:
+            del kinds[LABEL_ERROR]
+            set_aside[cause] = set_aside.get(cause, 0) + 1
+    return set_aside
 
 
 def _image_score(kind: str, measure) -> float:

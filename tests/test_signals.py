@@ -37,18 +37,20 @@ def _texture(seed: int) -> Image.Image:
     return Image.fromarray(np.kron(blocks, np.ones((8, 8), dtype=np.uint8))).convert("RGB")
 
 
-def _project_files(folder: Path) -> Path:
+def _project_files(folder: Path, *, misread: tuple[str, ...] = ()) -> Path:
     """A predictions file of N examples (a third misclassified), with probabilities and
-    real images; FLIPPED's label disagrees with a confident model, BLURRED are blurred."""
+    real images; FLIPPED's label disagrees with a confident model, BLURRED are blurred, and so
+    are `misread`, which the model confidently gets wrong as it gets FLIPPED."""
     (folder / "images").mkdir(parents=True)
     rows = []
     for i in range(N):
         example_id = f"ex{i:04d}"
         label = CLASSES[i % 3]
-        prediction = CLASSES[(i + 1) % 3] if i % 3 == 0 or example_id == FLIPPED else label
+        confidently_wrong = example_id == FLIPPED or example_id in misread
+        prediction = CLASSES[(i + 1) % 3] if i % 3 == 0 or confidently_wrong else label
         probs = {c: 0.05 for c in CLASSES}
         probs[prediction] = 0.9
-        if example_id == FLIPPED:
+        if confidently_wrong:
             probs = {c: 0.015 for c in CLASSES}
             probs[prediction] = 0.97
         elif prediction != label:
@@ -56,7 +58,7 @@ def _project_files(folder: Path) -> Path:
             probs[prediction] = 0.6
             probs[next(c for c in CLASSES if c not in (label, prediction))] = 0.05
         image = _texture(i)
-        if example_id in BLURRED:
+        if example_id in BLURRED or example_id in misread:
             image = image.filter(ImageFilter.GaussianBlur(6))
         image.save(folder / "images" / f"{example_id}.png")
         rows.append(
@@ -119,6 +121,37 @@ def test_a_confidently_contradicted_label_is_suggested_as_incorrectly_labeled(
     assert found[0].category == "incorrectly labeled"
     assert "0.97 to 'fox'" in found[0].reason and "'dog' only 0.01" in found[0].reason
     assert found[0].score == pytest.approx(1 - 0.015 / 1.0, abs=0.01)
+
+
+def test_a_label_error_on_an_image_the_model_misreads_is_set_aside(
+    db: Database, tmp_path: Path
+) -> None:
+    """When the model errs on blurred images far more often than on sharp ones, its confident
+    disagreement on a blurred image is put down to the blur: not suggested as an incorrect
+    label (but as blurry), and counted as set aside; on a sharp image it still is."""
+    misread = ("ex0004", "ex0005", "ex0010", "ex0013", "ex0016")
+    path = _project_files(tmp_path / "project", misread=misread)
+    with db.begin() as session:
+        import_predictions(session, path, project="pets")
+        project_id = get_project(session, "pets").id
+        create_category(
+            session, project_id=project_id, name="incorrectly labeled", marks_incorrect_label=True
+        )
+        create_category(session, project_id=project_id, name="Blurry")
+    with db.begin() as session:
+        without_images = analyze(session, project_id=project_id, images=False)
+    assert without_images.found[LABEL_ERROR] >= len(misread) + 1
+
+    with db.begin() as session:
+        summary = analyze(session, project_id=project_id)
+        found = suggestions(session, project_id=project_id)
+
+    label_errors = {s.example_id for s in found if s.kind == LABEL_ERROR}
+    assert FLIPPED in label_errors
+    assert not label_errors & set(misread)
+    assert set(misread) <= {s.example_id for s in found if s.kind == "blurry"}
+    assert summary.set_aside == {"blurry": len(misread)}
+    assert f"{len(misread)} more likely label error set aside" in str(summary)
 
 
 def test_blurred_images_are_suggested_as_the_projects_blurry_category(
