@@ -4,10 +4,12 @@ The screen itself is a component (app_pages/widgets/review_screen): each key pre
 the browser to the example on screen and sent here as a numbered action; this page applies the
 actions not applied yet, each to its own example, then sends the example on screen and the
 queue's next ones back. The categories `labeltool analyze` suggests for the example show
-pre-marked, never on; Enter accepts them. Keys: each category's key toggles it, n saves and
-moves on, s skips, p goes back, / comments, = sets the corrected label, ? shows the keys; the
-image tools (zoom, brightness, contrast, auto-contrast, smooth or pixelated) have keys of their
-own that only change how the browser draws the image.
+pre-marked, never on; Enter accepts them, Backspace dismisses them for this reviewer. Keys:
+each category's key toggles it, n saves and moves on, s skips, p goes back, m (unless a
+category has it) or the "More like this" button opens the Gallery on the errors most like
+this one, once every key before it is saved; / comments, = sets the corrected label, ? shows
+the keys; the image tools (zoom, brightness, contrast, auto-contrast, smooth or pixelated)
+have keys of their own that only change how the browser draws the image.
 """
 
 import streamlit as st
@@ -69,6 +71,7 @@ screen = screen_state(SCREEN_KEY)
 acked: dict[str, int] = st.session_state.setdefault("review_acked", {})
 refused: dict[str, list[dict]] = st.session_state.setdefault("review_refused", {})
 problem = None
+similar = None  # the example whose like the reviewer asked to see in the Gallery
 if screen.client:
     try:
         actions = review_actions.parse_actions(screen.actions, after=acked.get(screen.client, 0))
@@ -94,6 +97,16 @@ if screen.client:
             mine = refused.setdefault(screen.client, [])
             mine += [{"seq": r.seq, "message": r.error} for r in results if not r.applied]
             del mine[:-REFUSALS_KEPT]
+            similar = review_actions.similar_requested(actions, results)
+if similar is not None:
+    # Every action before it is saved (a refused one keeps the reviewer here, to read why).
+    with transaction() as session:
+        similar_id = labeling.get_example_view(session, pk=similar).example_id
+    # switch_page drops the URL's query, so the project goes along; the reviewer's name stays
+    # in the session, as the Gallery's Open does the other way.
+    st.switch_page(
+        "app_pages/gallery.py", query_params={"project": project.name, "similar": similar_id}
+    )
 
 # --- 2. which example: a link opened just now, a new queue, else the one on screen ----------
 # The screen keeps the URL's ?example= on the example it shows (so the link can be shared),
@@ -135,7 +148,9 @@ with transaction() as session:
         if order
         else None
     )
-    views = labeling.example_views(session, pks=order + ([previous] if previous else []))
+    views = labeling.example_views(
+        session, pks=order + ([previous] if previous else []), reviewer=who
+    )
     standings = review_actions.standings(session, project_id=project.id, queue=queue, views=views)
     progress = review_queue.review_progress(session, project_id=project.id, run_id=project.run_id)
     in_queue = review_queue.queue_count(session, project_id=project.id, queue=queue)

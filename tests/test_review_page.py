@@ -18,7 +18,7 @@ from labeltool import labeling
 from labeltool.categories import update_category
 from labeltool.config import APP_PATH
 from labeltool.db import Database
-from labeltool.models import Category, Example, Review, ReviewState, Signal, Tag
+from labeltool.models import Category, Dismissal, Example, Review, ReviewState, Signal, Tag
 from labeltool.review_queue import QueueFilter
 from tests.app_scenario import AppProject, open_app_project
 
@@ -218,8 +218,10 @@ def test_the_screen_lists_every_key_including_the_reserved_ones(project: AppProj
 
     data = screen.data
     keys = [k for k, _ in data["screenKeys"]]
-    assert keys == ["Enter", "n", "s", "p", "/", "=", "Esc", "?"]
+    assert keys == ["Enter", "Backspace", "n", "s", "p", "m", "/", "=", "Esc", "?"]
     assert dict(data["screenKeys"])["Enter"] == "accept the suggestions"
+    assert dict(data["screenKeys"])["Backspace"] == "dismiss the suggestions"
+    assert data["similarKey"] == "m"
     assert [c["key"] for c in data["categories"]] == ["1", "2"]
     assert "r and c are Streamlit's" in data["reservedNote"]
 
@@ -549,6 +551,110 @@ def test_accepting_a_category_that_is_not_suggested_is_refused(project: AppProje
     assert project.tags() == set()
     (refusal,) = screen.data["refused"][screen.client]
     assert "no longer suggested" in refusal["message"]
+
+
+def test_dismissed_suggestions_vanish_for_their_reviewer_and_stay_for_another(
+    project: AppProject,
+) -> None:
+    """Dismissing, sent after the screen has moved on, records the kinds for that reviewer on
+    the example that was on screen and tags nothing: their screen no longer suggests them,
+    while another reviewer's screen still does (each judges on their own)."""
+    first, second = project.queue()[:2]
+    _signal(project, first, "blurry", BLUR_REASON)
+    _signal(project, first, "likely label error", "the model gives 0.97 to cat")
+    _signal(project, second, "blurry", "blur 1.0")
+    screen = _screen(project, reviewer="ann")
+    kinds = [s["kind"] for s in screen.example(first)["suggestions"]]
+
+    screen.next()
+    screen.send(kind="dismiss", pk=first, kinds=kinds)
+
+    assert screen.data["acked"] == {screen.client: 1}
+    assert screen.example(first)["suggestions"] == []
+    assert [s["kind"] for s in screen.example(second)["suggestions"]] == ["blurry"]
+    assert project.tags() == set()
+    with project.db.begin() as session:
+        rows = session.execute(select(Dismissal.example_pk, Dismissal.kind, Dismissal.reviewer))
+        assert {tuple(r) for r in rows} == {
+            (first, "blurry", "ann"),
+            (first, "likely label error", "ann"),
+        }
+    other = _screen(project, reviewer="bob")
+    assert [s["kind"] for s in other.example(first)["suggestions"]] == kinds
+
+
+def test_dismissing_a_kind_the_example_has_no_signal_of_is_refused(project: AppProject) -> None:
+    """The browser is not trusted: a dismiss naming a kind nothing suggests for the example
+    dismisses nothing and says why; the example's real suggestion stays."""
+    first = project.queue()[0]
+    _signal(project, first, "blurry", BLUR_REASON)
+    screen = _screen(project, reviewer="ann")
+
+    screen.send(kind="dismiss", kinds=["blurry", "dark"])
+
+    (refusal,) = screen.data["refused"][screen.client]
+    assert "nothing suggests 'dark'" in refusal["message"]
+    assert [s["kind"] for s in screen.example(first)["suggestions"]] == ["blurry"]
+
+
+def test_more_like_this_saves_the_keys_before_it_then_opens_the_gallery_on_the_example(
+    project: AppProject,
+) -> None:
+    """A tag and then "more like this", sent together: the tag is saved on its example, then
+    the page switches to the Gallery with the project and the example on screen in its URL;
+    the reviewer's name stays."""
+    first = project.queue()[0]
+    screen = _screen(project, reviewer="ann")
+    screen.pending = [
+        {"seq": 1, "kind": "tag", "pk": first, "category": project.blurry, "on": True},
+        {"seq": 2, "kind": "similar", "pk": first},
+    ]
+    screen.seq = 2
+    screen.pending = [{**a, "reviewer": "ann"} for a in screen.pending]
+    screen.showing = first
+
+    screen.rerun()
+
+    assert project.tags() == {(first, project.blurry, "ann")}
+    assert screen.at.query_params["similar"] == project.example_id(first)
+    assert screen.at.query_params["project"] == "run1"
+    assert screen.at.session_state["reviewer"] == "ann"
+    shown = [e.proto.component_name for e in screen.at.main if hasattr(e.proto, "component_name")]
+    assert not [name for name in shown if name.endswith("review_screen")], shown
+
+
+def test_more_like_this_stays_when_a_key_before_it_was_refused(project: AppProject) -> None:
+    """A refused action before "more like this" keeps the reviewer on the review page, where
+    the refusal is told to the screen, instead of leaving it unseen."""
+    first = project.queue()[0]
+    with project.db.begin() as session:
+        update_category(session, category_id=project.blurry, archived=True)
+    screen = _screen(project, reviewer="ann")
+
+    screen.pending = [
+        {"seq": 1, "kind": "tag", "pk": first, "category": project.blurry, "reviewer": "ann"},
+        {"seq": 2, "kind": "similar", "pk": first, "reviewer": "ann"},
+    ]
+    screen.seq, screen.showing = 2, first
+    screen.rerun()
+
+    assert "similar" not in screen.at.query_params
+    assert screen.data["acked"][screen.client] == 2
+    (refusal,) = screen.data["refused"][screen.client]
+    assert refusal["seq"] == 1 and "archived" in refusal["message"]
+
+
+def test_a_category_on_the_more_like_this_key_keeps_it(project: AppProject) -> None:
+    """A project whose category already has the key m keeps it: the key toggles the category,
+    the legend does not offer m for "more like this" (its button still does)."""
+    with project.db.begin() as session:
+        update_category(session, category_id=project.blurry, shortcut="m")
+    screen = _screen(project, reviewer="ann")
+
+    data = screen.data
+    assert data["similarKey"] is None
+    assert "m" not in [k for k, _ in data["screenKeys"]]
+    assert [c["key"] for c in data["categories"]] == ["m", "2"]
 
 
 def _signal(project: AppProject, pk: int, kind: str, reason: str) -> None:

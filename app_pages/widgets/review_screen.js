@@ -9,6 +9,11 @@
 // server is still preparing (large photos are made in the background) are asked for again
 // until they are here; the example on screen always comes with its image.
 //
+// Suggested categories (labeltool analyze's) show dashed: Enter accepts them all, Backspace
+// dismisses them for this reviewer, a click on one accepts it and its × dismisses it. "More like
+// this" (its key, when no category has it, or its button) is an action too, numbered after
+// the presses before it: the server applies those first, then opens the Gallery.
+//
 // The image tools (ImageView, at the end) act in the browser alone: zoom, brightness,
 // contrast, auto-contrast, pixelated or smooth enlarging. Their keys are never letters or
 // digits, so never a category's, and never become actions.
@@ -68,6 +73,7 @@ class ReviewScreen {
     this.run = -1;
     this.end = false;
     this.waiting = false; // `n` was pressed past the known window
+    this.leaving = null; // the "more like this" action sent: the page is about to leave
     this.nonce = 0; // numbers the messages to the server, which echoes the last it read
     this.inFlight = false; // a message is on its way and the server has not answered it yet
     this.dirty = false; // something changed since that message: send once it is answered
@@ -108,6 +114,7 @@ class ReviewScreen {
     this.categories = data.categories || [];
     this.byId = new Map(this.categories.map((c) => [c.id, c]));
     this.byKey = new Map(this.categories.filter((c) => c.key).map((c) => [c.key, c]));
+    this.similarKey = data.similarKey || null; // none when a category has the key
     const acked = (data.acked || {})[this.client] || 0;
     this.acked = Math.max(this.acked, acked);
     for (const refusal of (data.refused || {})[this.client] || []) {
@@ -127,6 +134,11 @@ class ReviewScreen {
     }
     for (const [pk, full] of Object.entries(data.originals || {})) {
       if (full.src || full.imageProblem) this.originals.set(Number(pk), full);
+    }
+    if (this.leaving != null && this.acked >= this.leaving) {
+      // The server applied "more like this" and stayed: an action before it was refused.
+      this.leaving = null;
+      this.flash("The Gallery was not opened: a change before it was not saved (see above).", true);
     }
     this.order = data.order || [];
     this.end = !!data.end;
@@ -176,8 +188,9 @@ class ReviewScreen {
     }
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     const category = event.shiftKey ? null : this.byKey.get(key);
-    const own = { n: 1, s: 1, p: 1, "/": 1, "=": 1, "?": 1, Enter: 1 };
-    if (!category && !(key in own)) return;
+    const own = { n: 1, s: 1, p: 1, "/": 1, "=": 1, "?": 1, Enter: 1, Backspace: 1 };
+    const similar = !category && !!this.similarKey && key === this.similarKey;
+    if (!category && !similar && !(key in own)) return;
     // Enter on a link or button outside the screen (the sidebar's) keeps doing what it does.
     if (key === "Enter" && activatesOnEnter(document.activeElement) && !this.root.contains(document.activeElement)) {
       return;
@@ -186,6 +199,7 @@ class ReviewScreen {
     event.preventDefault();
     event.stopPropagation();
     if (event.repeat) return; // a held key acts once
+    if (this.leaving != null) return; // the Gallery is opening: no press may be lost on the way
     this.pressedAt = event.timeStamp;
     if (category) this.toggle(category.id);
     else if (key === "n") this.saveAndNext();
@@ -195,6 +209,8 @@ class ReviewScreen {
     else if (key === "=") this.openLabel();
     else if (key === "?") this.toggleLegend();
     else if (key === "Enter") this.accept();
+    else if (key === "Backspace") this.dismiss();
+    else if (similar) this.moreLikeThis();
   }
 
   accept() {
@@ -210,6 +226,49 @@ class ReviewScreen {
       return;
     }
     this.act({ kind: "accept", pk: view.pk, categories: ids });
+  }
+
+  acceptOne(categoryId) {
+    // A click on a suggested (dashed) category: on, as an accepted suggestion.
+    const view = this.current();
+    if (!this.ready(view)) return;
+    this.act({ kind: "accept", pk: view.pk, categories: [categoryId] });
+  }
+
+  dismiss(categoryId = null) {
+    // The suggestions still open (suggested, not on) on the example on screen, or only
+    // categoryId's, said no to by this reviewer: named by their signals' kinds, never shown
+    // to this reviewer again. Nothing is tagged or untagged.
+    const view = this.current();
+    if (!this.ready(view)) return;
+    const kinds = [
+      ...new Set(
+        (view.suggestions || [])
+          .filter((s) => this.byId.has(s.category) && !view.mine.has(s.category))
+          .filter((s) => categoryId == null || s.category === categoryId)
+          .map((s) => s.kind),
+      ),
+    ];
+    if (!kinds.length) {
+      this.flash(view.suggestions && view.suggestions.length ? "No suggestion is open: those left are on." : "Nothing is suggested for this example.", false);
+      return;
+    }
+    this.act({ kind: "dismiss", pk: view.pk, kinds });
+  }
+
+  moreLikeThis() {
+    // Open the Gallery on the errors most like the example on screen. An action numbered
+    // after every press before it, so the server saves those first; keys wait meanwhile.
+    if (this.leaving != null) return;
+    const view = this.current();
+    if (!view) {
+      this.flash(this.waiting ? "Loading the next example…" : "No example on screen.", true);
+      return;
+    }
+    this.act({ kind: "similar", pk: view.pk }, { quiet: true });
+    this.leaving = this.seq;
+    this.flash("Opening the Gallery on the errors most like this one…", false);
+    this.render();
   }
 
   toggle(categoryId) {
@@ -473,6 +532,9 @@ class ReviewScreen {
             view.corrected = view.prediction;
           }
         }
+      } else if (a.kind === "dismiss") {
+        const kinds = new Set(a.kinds || []);
+        view.suggestions = (view.suggestions || []).filter((s) => !kinds.has(s.kind));
       } else if (a.kind === "save") view.state = "reviewed";
       else if (a.kind === "skip" && view.state === "unreviewed") view.state = "skipped";
       else if (a.kind === "comment") view.comment = a.text || "";
@@ -571,8 +633,24 @@ class ReviewScreen {
       if (others.has(category.id)) {
         button.append(el("span", "lt-rs-others", `also ${others.get(category.id).join(", ")}`));
       }
-      button.addEventListener("click", () => this.toggle(category.id));
-      ui.categories.append(button);
+      if (suggested) {
+        // A click accepts this one suggestion; the × beside it dismisses it.
+        button.title = `${category.description ? `${category.description}\n` : ""}Click to accept this suggestion`;
+        button.addEventListener("click", () => this.acceptOne(category.id));
+        const no = el("button", "lt-rs-dismiss", "×");
+        no.type = "button";
+        no.dataset.category = category.name;
+        no.disabled = button.disabled;
+        no.title = "Dismiss this suggestion (not shown to you again)";
+        no.setAttribute("aria-label", `Dismiss the suggestion ${category.name}`);
+        no.addEventListener("click", () => this.dismiss(category.id));
+        const row = el("div", "lt-rs-cat-row");
+        row.append(button, no);
+        ui.categories.append(row);
+      } else {
+        button.addEventListener("click", () => this.toggle(category.id));
+        ui.categories.append(button);
+      }
       if (reasons.has(category.id)) {
         const reason = el("div", "lt-rs-reason", reasons.get(category.id).join("; "));
         reason.dataset.category = category.name;
@@ -581,7 +659,8 @@ class ReviewScreen {
     }
     ui.suggestHint.hidden = !open;
     ui.suggestHint.textContent = open
-      ? `${open} suggested (dashed): Enter accepts ${open === 1 ? "it" : "them"}; nothing is saved until then.`
+      ? `${open} suggested (dashed): Enter accepts, Backspace dismisses ${open === 1 ? "it" : "them"} ` +
+        "(a click accepts one, its × dismisses it); nothing is saved until you accept."
       : "";
     if (!this.categories.length) {
       ui.categories.append(el("p", "lt-rs-hint", "No categories yet: add one below or on the Categories page."));
@@ -589,6 +668,9 @@ class ReviewScreen {
     if (document.activeElement !== ui.comment) ui.comment.value = view.comment;
     ui.corrected.textContent = view.corrected || "—";
     ui.save.disabled = !this.reviewer && view.reviewable;
+    ui.similar.textContent = `More like this${this.similarKey ? ` (${this.similarKey})` : ""}`;
+    ui.similar.title = "Open the Gallery on the errors most like this one (your changes are saved first)";
+    ui.similar.disabled = this.leaving != null;
     this.renderLegend();
   }
 
@@ -655,6 +737,10 @@ class ReviewScreen {
     ui.comment.addEventListener("blur", () => this.saveComment());
 
     const buttons = el("div", "lt-rs-buttons");
+    ui.similar = el("button", "lt-rs-small lt-rs-similar", "More like this");
+    ui.similar.type = "button";
+    ui.similar.dataset.testid = "review-more-like-this";
+    ui.similar.addEventListener("click", () => this.moreLikeThis());
     const back = el("button", "lt-rs-button", "← Previous (p)");
     const skip = el("button", "lt-rs-button", "Skip (s)");
     ui.save = el("button", "lt-rs-button lt-rs-primary", "Save & next (n)");
@@ -665,7 +751,7 @@ class ReviewScreen {
       buttons.append(button);
     }
     ui.legend = el("div", "lt-rs-legend");
-    right.append(ui.pair, ui.confidence, ui.top, el("div", "lt-rs-field", "Error categories (press the key to toggle)"),
+    right.append(ui.pair, ui.confidence, ui.top, ui.similar, el("div", "lt-rs-field", "Error categories (press the key to toggle)"),
       ui.suggestHint, ui.categories, labelRow, ui.labelBox, ui.comment, buttons, ui.legend);
     columns.append(left, right);
     ui.example.append(head, ui.standing, columns);

@@ -17,6 +17,11 @@ never holds the example on screen up, and `n` finds the next photo ready. An ima
 the browser once (it says which it holds), at its own pixels up to the "review" rendition's
 768: the browser enlarges it.
 
+Suggested categories show dashed: Enter accepts them, Backspace dismisses them for this
+reviewer (a click accepts one, its × dismisses it). "More like this" (SIMILAR_KEY, unless a
+category has that key, or its button) is an action numbered after the presses before it; the
+page applies those, then opens the Gallery on the errors most like the example on screen.
+
 The image tools (zoom, brightness, contrast, auto-contrast, pixelated or smooth enlarging) act
 in the browser alone, on keys no category can have (IMAGE_KEYS). At 100% or 200% a photo larger
 than its review rendition is drawn from its original, which the browser asks for then, for
@@ -53,10 +58,12 @@ NEXT_READY = 2
 NEXT_WAIT_SECONDS = 0.5
 PREPARE_WAIT_SECONDS = 0.1
 #: Keys the screen itself uses, shown in its legend (category keys come from the project).
-#: Enter accepts the example's suggested categories (labeltool.signals): no category can have
-#: it (keys are one letter or digit), and outside a text box the screen used it for nothing.
+#: Enter accepts the example's suggested categories (labeltool.signals) and Backspace dismisses
+#: them: no category can have either (keys are one letter or digit), and in a text box they
+#: still edit the text.
 SCREEN_KEYS = (
     ("Enter", "accept the suggestions"),
+    ("Backspace", "dismiss the suggestions"),
     ("n", "save & next"),
     ("s", "skip (not counted as reviewed)"),
     ("p", "previous"),
@@ -65,6 +72,11 @@ SCREEN_KEYS = (
     ("Esc", "leave a text box or sidebar widget"),
     ("?", "show or hide the keys"),
 )
+#: "More like this": the Gallery on the errors most like the example on screen. Not a reserved
+#: key (projects may already give it to a category): while a live category has it, the key
+#: toggles that category and only the button opens the Gallery.
+SIMILAR_KEY = "m"
+SIMILAR_WORDS = "more like this (Gallery)"
 #: The image tools' keys: (key, what the browser does, words for the legend). None is a letter
 #: or digit, so no category can have one (labeltool.categories), and none is an action: they
 #: change how the browser draws the image, never the example.
@@ -197,7 +209,8 @@ def review_screen(
             "originals": originals,
             "imageSide": IMAGE_SIDE,
             "fitSide": FIT_SIDE,
-            "screenKeys": [list(pair) for pair in SCREEN_KEYS],
+            "screenKeys": [list(pair) for pair in screen_keys(categories)],
+            "similarKey": similar_key(categories),
             "imageKeys": [
                 {"key": key, "command": command, "words": words}
                 for key, command, words in IMAGE_KEYS
@@ -208,6 +221,22 @@ def review_screen(
         on_screen_change=lambda: None,  # every rerun reads the state itself (see the page)
         height="content",
     )
+
+
+def similar_key(categories: list[Category]) -> str | None:
+    """SIMILAR_KEY, or None when one of the live `categories` has it (the category keeps it)."""
+    taken = {(c.shortcut or "").lower() for c in categories if not c.archived}
+    return None if SIMILAR_KEY in taken else SIMILAR_KEY
+
+
+def screen_keys(categories: list[Category]) -> list[tuple[str, str]]:
+    """The screen's own keys for its legend: SCREEN_KEYS, with "more like this" after the
+    moving keys when its key is free."""
+    keys = list(SCREEN_KEYS)
+    if similar_key(categories):
+        at = next(i for i, (key, _) in enumerate(keys) if key == "p") + 1
+        keys.insert(at, (SIMILAR_KEY, SIMILAR_WORDS))
+    return keys
 
 
 def shown_image(images_root: str, image: str, *, kind: str = "review") -> dict:

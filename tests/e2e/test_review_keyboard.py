@@ -6,9 +6,11 @@ the category keys and `n` tag and move on); the test then reads the database its
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
 from labeltool.models import Category, Example, Project, Review, ReviewState, Tag
@@ -139,6 +141,36 @@ def test_keyboard_only_review_with_a_category_added_mid_review(page: Page, app: 
     assert [(example_id, label == guess) for example_id, label, guess in relabelled] == [
         (first_five[2], True)
     ]
+
+
+def test_a_category_on_the_more_like_this_key_keeps_it(page: Page, app: RunningApp) -> None:
+    """In a project whose category already has the key m (from before "more like this" had
+    it), m still toggles that category and the page stays; the button still opens the
+    Gallery, and says no key."""
+    engine = create_engine(app.db_url)
+    try:
+        with Session(engine) as session, session.begin():
+            project_id = session.scalar(select(Project.id).where(Project.name == PROJECT))
+            session.execute(
+                update(Category)
+                .where(Category.project_id == project_id, Category.name == "blurry")
+                .values(shortcut="m")
+            )
+    finally:
+        engine.dispose()
+    page.goto(f"{app.url}/?project={PROJECT}&reviewer={REVIEWER}")
+    expect(_category_button(page, "blurry", on=False)).to_be_enabled()
+    _wait_until_idle(page)
+    shown = _shown_id(page)
+
+    page.keyboard.press("m")
+    expect(_category_button(page, "blurry", on=True)).to_be_visible()
+    _wait_until_saved(page)
+    more = page.get_by_test_id("review-more-like-this")
+    expect(more).to_have_text("More like this")
+    assert "/gallery" not in page.url
+    more.click()
+    expect(page).to_have_url(re.compile(rf"/gallery\?.*similar={re.escape(shown)}"))
 
 
 # --- private helpers -------------------------------------------------------------------
