@@ -176,6 +176,16 @@ def queue_ids(
     )
 
 
+def queue_all_ids(session: Session, *, project_id: int, queue: QueueFilter) -> list[int]:
+    """Every example pk the queue matches, in pk order (one indexed query: for the gallery's
+    clusters and "more like this", which compare the matches with each other)."""
+    return list(
+        session.scalars(
+            select(Example.id).where(*queue_conditions(project_id, queue)).order_by(Example.id)
+        )
+    )
+
+
 def queue_ids_after(
     session: Session, *, project_id: int, queue: QueueFilter, after: int, limit: int = 20
 ) -> list[int]:

@@ -8,10 +8,11 @@ has transparency.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from labeltool.images import load_image
 
@@ -54,3 +55,38 @@ def _encode(picture: Image.Image, kind: str) -> Thumbnail:
         width=picture.width,
         height=picture.height,
     )
+
+
+def contact_sheet(
+    pictures: Sequence[Image.Image | None], *, columns: int = 3, cell: int = 96, gap: int = 3
+) -> bytes:
+    """One PNG of `pictures` in a grid of `columns`, each fitted in a `cell`-pixel square (small
+    ones enlarged without smoothing, as the tiles show them); None (an unreadable image) is a
+    grey square with a cross. The first picture gets a dark frame: a cluster's representative.
+    """
+    rows = max(1, -(-len(pictures) // columns))
+    sheet = Image.new("RGB", (columns * (cell + gap) + gap, rows * (cell + gap) + gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, picture in enumerate(pictures):
+        left = gap + (index % columns) * (cell + gap)
+        top = gap + (index // columns) * (cell + gap)
+        if picture is None:
+            draw.rectangle((left, top, left + cell - 1, top + cell - 1), fill="#dddddd")
+            draw.line((left, top, left + cell - 1, top + cell - 1), fill="#999999", width=2)
+            draw.line((left + cell - 1, top, left, top + cell - 1), fill="#999999", width=2)
+            continue
+        fitted = picture.convert("RGB")
+        scale = cell / max(fitted.size)
+        size = (max(1, round(fitted.width * scale)), max(1, round(fitted.height * scale)))
+        small = max(fitted.size) < cell / 2
+        fitted = fitted.resize(
+            size, Image.Resampling.NEAREST if small else Image.Resampling.LANCZOS
+        )
+        sheet.paste(fitted, (left + (cell - size[0]) // 2, top + (cell - size[1]) // 2))
+    if pictures:
+        draw.rectangle(
+            (gap - 2, gap - 2, gap + cell + 1, gap + cell + 1), outline="#222222", width=2
+        )
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    return buffer.getvalue()

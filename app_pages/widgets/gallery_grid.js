@@ -10,6 +10,9 @@
 // clicked; arrows move the focus ring, Space toggles, Shift+arrows extend, Ctrl/Cmd+A
 // selects the page, Esc clears, Enter opens the focused tile, and each category's key tags
 // the selection (or untags it when every selected tile already has it from this reviewer).
+// Suggested categories (from `labeltool analyze`) are dashed chips; "Accept suggestions"
+// tags the selection with them. M (unless a category uses it) or "More like this" shows the
+// errors most like the focused tile.
 
 const grids = new WeakMap(); // parentElement -> Grid
 let active = null; // the grid the keyboard talks to: the one drawn last
@@ -168,7 +171,10 @@ class Grid {
     help.className = "lt-g-help";
     help.textContent =
       "Click or Space selects · Shift extends · arrows move · Ctrl+A page · Esc clears · " +
-      "Enter opens";
+      "Enter opens" +
+      (this.data.categories.some((c) => (c.key || "").toLowerCase() === "m")
+        ? ""
+        : " · M more like this");
     legend.push(help);
     this.keysBox.replaceChildren(...legend);
   }
@@ -215,6 +221,9 @@ class Grid {
     this.buttons.tag.disabled = !canWrite || !this.data.categories.length;
     this.buttons.untag.disabled = !canWrite || !this.data.categories.length;
     this.buttons.reviewed.disabled = !canWrite;
+    this.buttons.accept.disabled =
+      !canWrite || !this.selectedInOrder().some((pk) => openSuggestions(this.tile(pk)).length);
+    this.buttons.similar.disabled = this.focus === null && count !== 1;
     this.buttons.all.disabled = !this.tiles.length || count === this.tiles.length;
     this.buttons.none.disabled = count === 0;
     for (const button of this.keysBox.querySelectorAll("[data-category]")) {
@@ -263,6 +272,8 @@ class Grid {
     if (what === "all") this.selectAll();
     else if (what === "none") this.clear();
     else if (what === "reviewed") this.markReviewed();
+    else if (what === "accept") this.acceptSuggestions();
+    else if (what === "similar") this.similar();
     else {
       const id = Number(this.categorySelect.value);
       if (!id) return;
@@ -305,6 +316,10 @@ class Grid {
     );
     if (category) {
       this.toggleCategory(category.id);
+      return true;
+    }
+    if (key.toLowerCase() === "m") {
+      this.similar();
       return true;
     }
     return false;
@@ -389,6 +404,30 @@ class Grid {
     if (!pks) return;
     this.post({ kind: "reviewed", pks });
     this.clear();
+  }
+
+  acceptSuggestions() {
+    const pks = this.writablePks();
+    if (!pks) return;
+    const withSome = pks.filter((pk) => openSuggestions(this.tile(pk)).length);
+    if (!withSome.length) {
+      this.say("no suggestions on the selection");
+      return;
+    }
+    this.post({ kind: "accept", pks: withSome });
+  }
+
+  // The errors most like the focused tile (or the one selected tile).
+  similar() {
+    const selected = this.selectedInOrder();
+    const pk = this.focus ?? (selected.length === 1 ? selected[0] : null);
+    if (pk === null) {
+      this.say("focus a tile first (arrows, or click one)");
+      return;
+    }
+    const tile = this.tile(pk);
+    this.post({ kind: "similar", pks: [pk] });
+    this.say(`finding errors like ${tile ? tile.id : pk}…`);
   }
 
   open(pk) {
@@ -480,8 +519,10 @@ function createTile(pk) {
   line.append(pair, open);
   const chips = document.createElement("div");
   chips.className = "lt-g-chips";
+  const note = document.createElement("div");
+  note.className = "lt-g-note";
 
-  element.append(frame, id, line, chips);
+  element.append(frame, id, line, chips, note);
   return element;
 }
 
@@ -540,13 +581,40 @@ function fillTile(element, tile, categories) {
       paintChip(chip, category.colour, tag.mine);
       return chip;
     });
+  for (const suggestion of openSuggestions(tile)) {
+    const category = categories.get(suggestion.id);
+    if (!category) continue;
+    const chip = document.createElement("span");
+    chip.className = "lt-g-chip lt-g-suggested";
+    chip.textContent = category.name;
+    chip.title = `suggested, not saved: ${suggestion.reason}`;
+    chip.dataset.category = String(suggestion.id);
+    chip.style.borderColor = category.colour;
+    chips.push(chip);
+  }
   element.querySelector(".lt-g-chips").replaceChildren(...chips);
+  const note = element.querySelector(".lt-g-note");
+  note.textContent = tile.note || "";
+  note.hidden = !tile.note;
+}
+
+// The tile's suggested categories this reviewer has not tagged yet.
+function openSuggestions(tile) {
+  if (!tile || !tile.suggestions) return [];
+  const mine = new Set(tile.tags.filter((tag) => tag.mine).map((tag) => tag.id));
+  return tile.suggestions.filter((suggestion) => !mine.has(suggestion.id));
 }
 
 // The change an action will make, shown before the server confirms it.
 function applyLocally(tile, action, order) {
   if (action.kind === "reviewed") {
     tile.state = "reviewed";
+    return;
+  }
+  if (action.kind === "accept") {
+    for (const suggestion of openSuggestions(tile)) {
+      applyLocally(tile, { ...action, kind: "tag", category: suggestion.id }, order);
+    }
     return;
   }
   if (action.kind !== "tag" && action.kind !== "untag") return;

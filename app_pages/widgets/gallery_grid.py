@@ -29,7 +29,7 @@ _HERE = Path(__file__).parent
 #: The component's state key that carries the browser's unacknowledged actions.
 STATE = "grid"
 #: What an action may ask for.
-KINDS = frozenset({"tag", "untag", "reviewed", "open"})
+KINDS = frozenset({"tag", "untag", "reviewed", "accept", "open", "similar"})
 #: A colour the browser may draw a chip in (anything else gets the default colour).
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 DEFAULT_COLOUR = "#4c78a8"
@@ -80,10 +80,12 @@ def gallery_grid(
     reviewer: str,
     acknowledged: Mapping[str, int],
     notice: Mapping | None = None,
+    notes: Mapping[int, str] | None = None,
 ) -> None:
     """Draw the grid of `views` with the project's categories (their colours and keys).
 
     `notice` ({"id", "text"}) is what the last actions did; the status line shows a new one.
+    `notes` ({pk: text}) adds a line under a tile (its distance in "more like this").
     """
     _component(
         key=key,
@@ -100,7 +102,10 @@ def gallery_grid(
                 }
                 for c in categories
             ],
-            "tiles": [_tile(project, view, reviewer, categories) for view in views],
+            "tiles": [
+                _tile(project, view, reviewer, categories, (notes or {}).get(view.pk, ""))
+                for view in views
+            ],
         },
         default={STATE: None},
         on_grid_change=lambda: None,  # the page reads the actions itself before drawing
@@ -123,7 +128,11 @@ def thumbnail_uri(images_root: str, image: str) -> tuple[str | None, str | None]
 
 
 def _tile(
-    project: ProjectInfo, view: ExampleView, reviewer: str, categories: Sequence[Category]
+    project: ProjectInfo,
+    view: ExampleView,
+    reviewer: str,
+    categories: Sequence[Category],
+    note: str = "",
 ) -> dict:
     src, problem = thumbnail_uri(project.images_root, view.image)
     by_whom: dict[int, list[str]] = {}
@@ -144,6 +153,9 @@ def _tile(
             for c in categories
             if c.id in by_whom
         ],
+        # Dashed until accepted; the browser hides those this reviewer has tagged.
+        "suggestions": [{"id": s.category_id, "reason": s.reason} for s in view.suggestions],
+        "note": note,
     }
 
 
@@ -158,7 +170,7 @@ def _action(raw: object) -> GridAction | None:
         return None
     if kind in ("tag", "untag") and not _is_int(category_id):
         return None
-    if kind == "open" and len(pks) != 1:
+    if kind in ("open", "similar") and len(pks) != 1:
         return None
     return GridAction(
         seq=seq,
