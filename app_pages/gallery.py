@@ -99,7 +99,7 @@ def _apply(session, *, act: GridAction) -> str:
 def _accept(session, *, pks, reviewer: str) -> str:
     """Tag each example with the categories suggested for it now (read again here: the
     browser's list may be stale), recorded as accepted suggestions."""
-    suggested = labeling.suggested_categories(session, pks=list(pks))
+    suggested = labeling.suggested_categories(session, pks=list(pks), reviewer=reviewer)
     by_category: dict[int, list[int]] = {}
     for pk in pks:
         for suggestion in suggested.get(pk, []):
@@ -269,7 +269,7 @@ def _queue_view(who: str) -> None:
             offset=(page - 1) * page_size,
             limit=page_size,
         )
-        views = labeling.example_views(session, pks=pks)
+        views = labeling.example_views(session, pks=pks, reviewer=who)
     _grid(views, who)
 
 
@@ -321,7 +321,7 @@ def _similar_view(example_id: str, who: str) -> None:
         f"Nearest first, {_source_caption(space)}. Distance: 0 is the same picture, 1 unrelated."
     )
     with transaction() as session:
-        views = labeling.example_views(session, pks=[pk, *(n for n, _ in found)])
+        views = labeling.example_views(session, pks=[pk, *(n for n, _ in found)], reviewer=who)
     notes = {pk: "this one"} | {n: f"distance {d:.2f}" for n, d in found}
     _grid(views, who, notes)
 
@@ -437,7 +437,7 @@ def _cluster_detail(cluster, who: str) -> None:
     )
     shown = members[(page - 1) * page_size : page * page_size]
     with transaction() as session:
-        views = labeling.example_views(session, pks=shown)
+        views = labeling.example_views(session, pks=shown, reviewer=who)
     _grid(views, who, {shown[0]: "nearest the centre"} if page == 1 and shown else None)
 
 

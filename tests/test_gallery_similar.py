@@ -260,3 +260,20 @@ def test_tiles_show_suggestions_and_accept_tags_them_as_suggested(project: AppPr
         rows = session.execute(select(Tag.example_pk, Tag.category_id, Tag.suggested)).all()
     assert [tuple(r) for r in rows] == [(pks[2], project.blurry, True)]
     assert _grid(at)["notice"]["text"] == "1 suggested tag accepted"
+
+
+def test_a_reviewers_dismissed_suggestions_leave_their_tiles_only(project: AppProject) -> None:
+    """bob dismissed the suggestion on the review screen: his tiles no longer show it, and
+    accepting on his selection tags nothing; ann still sees it."""
+    pks = _errors(project)
+    with project.db.begin() as session:
+        session.add(Signal(example_pk=pks[2], kind="blurry", score=9.0, reason="blur in 5%"))
+        session.flush()
+        labeling.dismiss_suggestions(session, example_pk=pks[2], kinds=["blurry"], reviewer="bob")
+
+    bobs = _gallery(reviewer="bob")
+    assert {t["pk"]: t for t in _grid(bobs)["tiles"]}[pks[2]]["suggestions"] == []
+    _send(bobs, {"seq": 1, "kind": "accept", "pks": [pks[2]]}, who="bob")
+    assert not project.tags()
+    anns = {t["pk"]: t for t in _grid(_gallery(reviewer="ann"))["tiles"]}
+    assert anns[pks[2]]["suggestions"] == [{"id": project.blurry, "reason": "blur in 5%"}]
