@@ -18,7 +18,7 @@ from app_pages.common import (
     transaction,
 )
 from app_pages.text import plain
-from labeltool import eyeball, report, review_queue, signals, splits
+from labeltool import eyeball, report, report_cache, review_queue, signals, splits
 from labeltool.categories import list_categories, update_category
 from labeltool.export import FIXED_COLUMNS, corrections_table, long_table, to_csv, wide_table
 from labeltool.models import Project, confusion_pair_name
@@ -424,10 +424,16 @@ if split.fraction is not None:
 # --- how good the suggestions are -------------------------------------------------------------
 st.subheader("How good the suggestions are")
 with transaction() as session:
-    quality = (
-        signals.suggester_quality(session, project_id=project.id, run_id=run_id)
-        if signals.analysed(session, run_id=run_id)
-        else []
+    # Kept per data version like the report's numbers (analyze gives a new one).
+    quality = report_cache.kept(
+        session,
+        project_id=project.id,
+        key=("suggester_quality", run_id),
+        compute=lambda: (
+            signals.suggester_quality(session, project_id=project.id, run_id=run_id)
+            if signals.analysed(session, run_id=run_id)
+            else []
+        ),
     )
 if not quality:
     st.caption(

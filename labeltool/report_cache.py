@@ -75,6 +75,15 @@ def kept(session: Session, *, project_id: int, key: tuple, compute: Callable[[],
     return value
 
 
+def touch(session: Session, project_id: int) -> None:
+    """Give the project a new data version after a write the triggers do not see (signals
+    stored by `labeltool analyze`). On PostgreSQL the commit itself moves the snapshot."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            text("UPDATE projects SET data_version = random() WHERE id = :id"), {"id": project_id}
+        )
+
+
 def forget() -> None:
     """Drop every kept result (tests; a process that wants a cold start)."""
     with _lock:
