@@ -6,6 +6,12 @@ The model is a TorchScript file or a weights-only state_dict plus a named archit
 one batch at a time and every batch's rows are written out before the next is read, so memory
 stays flat however large the dev set is.
 
+Beside the scores, each image's penultimate-layer features are kept (the input of the
+network's last Linear layer, caught by a forward hook) and written as `emb_0..emb_k`
+columns, for "more like this" and the gallery's clusters (labeltool.embeddings). A
+TorchScript file cannot be hooked: its features are read when it is a Sequential ending in a
+Linear layer, and otherwise the file is predicted without them, saying why.
+
 A model file is checked before anything it describes is built: its size, the sizes its zip
 entries declare, the tensors' shapes (read from a memory map, so nothing is copied) against
 the named architecture, the number of classes, and the bytes its tensors claim. A file that
@@ -31,6 +37,7 @@ from typing import Any
 from labeltool.architectures import Architecture, get_architecture
 from labeltool.config import SPLITS
 from labeltool.datasets import ImageFolder, ImageRecord, Manifest
+from labeltool.embeddings import EMB_PREFIX, MAX_DIMENSIONS
 from labeltool.errors import InvalidInput, ModelLoadError
 from labeltool.images import ImageUnavailable, open_image
 from labeltool.importing import PROB_PREFIX, Progress
@@ -68,6 +75,8 @@ class Prediction:
     prediction: str
     confidence: float
     probabilities: list[float]
+    #: The penultimate layer's activations (float32), when they were asked for and caught.
+    features: Any = None
 
 
 @dataclass
@@ -80,13 +89,22 @@ class PredictSummary:
     rows: int
     misclassified: int
     class_names: list[str] = field(default_factory=list)
+    #: The width of the features written as emb_ columns (0: none written).
+    dimensions: int = 0
+    #: Why the features were asked for but not written, to tell the user.
+    no_features: str | None = None
 
     def __str__(self) -> str:
         rate = self.misclassified / self.rows if self.rows else 0.0
-        return (
+        text = (
             f"wrote {self.rows} predictions to {self.path}: {self.misclassified} "
             f"misclassified (error {rate:.1%})"
         )
+        if self.dimensions:
+            text += f", with {self.dimensions}-dimension embeddings"
+        if self.no_features:
+            text += f"; no embeddings: {self.no_features}"
+        return text
 
 
 def load_model(
@@ -131,12 +149,15 @@ def predict(
     batch_size: int = DEFAULT_BATCH_SIZE,
     threads: int | None = None,
     progress: Progress | None = None,
+    features: bool = False,
 ) -> Iterator[Prediction]:
     """Yield the model's prediction for every image, reading and scoring one batch at a time.
 
     Runs on the CPU under `torch.inference_mode()` with `threads` torch threads (default: the
     CPUs this process may use minus those already busy, 1 to 8). The model must return one
-    score (logit) per class; probabilities are their softmax.
+    score (logit) per class; probabilities are their softmax. With `features`, each
+    prediction carries the penultimate layer's activations when `feature_layer` finds the
+    layer (else None).
     """
     import torch
 
@@ -149,32 +170,30 @@ def predict(
     total, done = len(dataset), 0
     if progress:
         progress(0, total)
-    for records, inputs in _batches(model.architecture, dataset, batch_size):
-        with _torch_threads(threads), torch.inference_mode():
-            try:
-                scores = model.module(inputs)
-            except RuntimeError as exc:
-                reason = str(exc).strip().splitlines()[0]
-                raise ModelLoadError(
-                    f"{model.path}: the model failed on {model.architecture.image_mode} images "
-                    f"of {model.architecture.input_size[0]}x{model.architecture.input_size[1]} "
-                    f"(architecture '{model.architecture.name}'): {reason}"
-                ) from None
-            if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
-                raise ModelLoadError(
-                    f"{model.path}: the model must return a (batch, classes) tensor of scores"
+    tap = FeatureTap(model) if features else None
+    try:
+        for records, inputs in _batches(model.architecture, dataset, batch_size):
+            with _torch_threads(threads), torch.inference_mode():
+                scores, caught = _run(model, tap, inputs)
+                if scores.shape[1] != len(classes):
+                    raise _class_count_mismatch(model, scores.shape[1], classes)
+                probabilities = torch.softmax(scores.float(), dim=1)
+                confidence, best = probabilities.max(dim=1)
+                rows = tap.rows(caught, len(records)) if caught is not None else None
+            for i, (record, probs, conf, index) in enumerate(
+                zip(
+                    records, probabilities.tolist(), confidence.tolist(), best.tolist(), strict=True
                 )
-            if scores.shape[1] != len(classes):
-                raise _class_count_mismatch(model, scores.shape[1], classes)
-            probabilities = torch.softmax(scores.float(), dim=1)
-            confidence, best = probabilities.max(dim=1)
-        for record, probs, conf, index in zip(
-            records, probabilities.tolist(), confidence.tolist(), best.tolist(), strict=True
-        ):
-            yield Prediction(record, classes[index], conf, probs)
-        done += len(records)
-        if progress:
-            progress(done, total)
+            ):
+                yield Prediction(
+                    record, classes[index], conf, probs, rows[i] if rows is not None else None
+                )
+            done += len(records)
+            if progress:
+                progress(done, total)
+    finally:
+        if tap is not None:
+            tap.close()
 
 
 def write_predictions(
@@ -186,12 +205,17 @@ def write_predictions(
     batch_size: int = DEFAULT_BATCH_SIZE,
     threads: int | None = None,
     progress: Progress | None = None,
+    embeddings: bool = True,
 ) -> PredictSummary:
     """Predict every image and write the rows to `path` as they come (4-decimal probabilities).
 
-    Columns: example_id, image, label, prediction, confidence, prob_<class>..., split; image
-    paths are relative to the dataset's root (its folder, or the manifest's folder). The file
-    appears only when every image was scored: a failure leaves no half-written file behind.
+    Columns: example_id, image, label, prediction, confidence, prob_<class>..., split, and
+    with `embeddings` the penultimate layer's features as emb_0..emb_k (6 significant
+    digits: the features' float32 precision matters less than a readable file); image paths
+    are relative to the dataset's root (its folder, or the manifest's folder). When the
+    model's features cannot be caught the file is written without them and the summary says
+    why. The file appears only when every image was scored: a failure leaves no half-written
+    file behind.
     """
     if split not in SPLITS:
         raise InvalidInput(f"unknown split '{split}' (use one of: {', '.join(SPLITS)})")
@@ -199,6 +223,7 @@ def write_predictions(
     partial = path.with_name(path.name + ".part")
     classes = dataset.class_names
     rows = misclassified = 0
+    dimensions, no_features = feature_layer(model)[1:] if embeddings else (0, None)
     try:
         with partial.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
@@ -206,9 +231,15 @@ def write_predictions(
                 ["example_id", "image", "label", "prediction", "confidence"]
                 + [f"{PROB_PREFIX}{c}" for c in classes]
                 + ["split"]
+                + [f"{EMB_PREFIX}{j}" for j in range(dimensions)]
             )
             for result in predict(
-                model, dataset, batch_size=batch_size, threads=threads, progress=progress
+                model,
+                dataset,
+                batch_size=batch_size,
+                threads=threads,
+                progress=progress,
+                features=bool(dimensions),
             ):
                 record = result.record
                 writer.writerow(
@@ -216,6 +247,7 @@ def write_predictions(
                     + [f"{result.confidence:.4f}"]
                     + [f"{p:.4f}" for p in result.probabilities]
                     + [split]
+                    + ([f"{v:.6g}" for v in result.features.tolist()] if dimensions else [])
                 )
                 rows += 1
                 misclassified += result.prediction != record.label
@@ -228,10 +260,147 @@ def write_predictions(
         rows=rows,
         misclassified=misclassified,
         class_names=list(classes),
+        dimensions=dimensions,
+        no_features=no_features,
     )
 
 
+def feature_layer(model: LoadedModel) -> tuple[Any, int, str | None]:
+    """(the Linear layer whose input is the model's features, their width, None), or
+    (None, 0, why they cannot be caught).
+
+    The layer is the output layer the architecture names (its `output_weight`), else the
+    module's last Linear. A TorchScript module cannot be hooked, so its features are caught
+    only when it is a Sequential ending in a Linear layer (run up to it, then through it)."""
+    import torch
+
+    module = model.module
+    if isinstance(module, torch.jit.ScriptModule):
+        children = list(module.children())
+        last = children[-1] if children else None
+        if (
+            getattr(module, "original_name", None) != "Sequential"
+            or getattr(last, "original_name", None) != "Linear"
+        ):
+            return (
+                None,
+                0,
+                (
+                    f"{model.path.name} is a TorchScript file whose last layer cannot be reached "
+                    "(only a Sequential ending in a Linear layer can be); save the weights as a "
+                    "state_dict, or import the features with --embeddings"
+                ),
+            )
+        layer = last
+    else:
+        owner = model.architecture.output_weight.rpartition(".")[0]
+        layer = _submodule(module, owner)
+        if not isinstance(layer, torch.nn.Linear):
+            linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+            layer = linears[-1] if linears else None
+        if layer is None:
+            return None, 0, f"{model.path.name} has no Linear layer whose input to keep"
+    width = int(layer.weight.shape[1])
+    if width > MAX_DIMENSIONS:
+        return (
+            None,
+            0,
+            (
+                f"its last Linear layer takes {width:,} features; at most "
+                f"{MAX_DIMENSIONS:,} are kept"
+            ),
+        )
+    return layer, width, None
+
+
+class FeatureTap:
+    """Runs the model and catches the input of its feature layer (`feature_layer`).
+
+    An nn.Module gets a forward hook on the layer for the tap's lifetime; a TorchScript
+    Sequential is run child by child, so the input of its last child is at hand."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        import torch
+
+        self.model = model
+        self.layer, self.dimensions, self.reason = feature_layer(model)
+        self._caught: list = []
+        self._scripted = isinstance(model.module, torch.jit.ScriptModule)
+        self._handle = None
+        if self.layer is not None and not self._scripted:
+            self._handle = self.layer.register_forward_hook(self._hook)
+
+    def close(self) -> None:
+        """Take the hook off the model (it outlives this tap otherwise)."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def _hook(self, _layer, inputs, _output) -> None:
+        self._caught.append(inputs[0])
+
+    def __call__(self, inputs):
+        """(the model's scores, the features caught, or None) for a batch of inputs."""
+        if self.layer is None:
+            return self.model.module(inputs), None
+        if self._scripted:
+            values = inputs
+            children = list(self.model.module.children())
+            for child in children[:-1]:
+                values = child(values)
+            return children[-1](values), values
+        self._caught.clear()
+        scores = self.model.module(inputs)
+        if not self._caught:
+            raise ModelLoadError(
+                f"{self.model.path}: the model's last Linear layer did not run, so its "
+                "features cannot be kept; predict with --no-embeddings"
+            )
+        caught = self._caught[-1]
+        self._caught.clear()
+        return scores, caught
+
+    def rows(self, caught, batch: int):
+        """The caught features as a float32 numpy (batch, dimensions) matrix."""
+        features = caught.detach().float().reshape(caught.shape[0], -1)
+        if features.shape != (batch, self.dimensions):
+            raise ModelLoadError(
+                f"{self.model.path}: the last Linear layer's input is {list(caught.shape)} for "
+                f"{batch} images, not one row of {self.dimensions} features each; predict with "
+                "--no-embeddings"
+            )
+        return features.numpy()
+
+
 # --- private helpers -------------------------------------------------------------------
+
+
+def _run(model: LoadedModel, tap: FeatureTap | None, inputs):
+    """(the model's (batch, classes) scores, the features `tap` caught or None)."""
+    import torch
+
+    try:
+        scores, caught = tap(inputs) if tap is not None else (model.module(inputs), None)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise ModelLoadError(
+            f"{model.path}: the model failed on {model.architecture.image_mode} images "
+            f"of {model.architecture.input_size[0]}x{model.architecture.input_size[1]} "
+            f"(architecture '{model.architecture.name}'): {reason}"
+        ) from None
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        raise ModelLoadError(
+            f"{model.path}: the model must return a (batch, classes) tensor of scores"
+        )
+    return scores, caught
+
+
+def _submodule(module, name: str):
+    """`module`'s submodule called `name`, or None."""
+    try:
+        return module.get_submodule(name) if name else None
+    except AttributeError:
+        return None
 
 
 def _is_torchscript(path: Path) -> bool:

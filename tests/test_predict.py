@@ -11,16 +11,19 @@ import zlib
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
+from labeltool import embeddings
 from labeltool.cli import cli
 from labeltool.datasets import ImageFolder, Manifest, open_dataset
 from labeltool.db import Database
 from labeltool.errors import InvalidInput, ModelLoadError, UnsafePath
 from labeltool.predict import load_model, predict, write_predictions
 from labeltool.projects import dev_error_rate, get_project
+from labeltool.runs import get_run
 from labeltool.storage import LocalRoot
 
 DIGITS = [str(d) for d in range(10)]
@@ -101,7 +104,9 @@ def test_sample_model_reproduces_shipped_predictions(tmp_path, sample_dir, sampl
         ["example_id", "image", "label", "prediction", "confidence"]
         + [f"prob_{d}" for d in DIGITS]
         + ["split"]
+        + [f"emb_{j}" for j in range(32)]
     )
+    assert summary.dimensions == 32
 
 
 def test_folder_per_class_labels_come_from_folders(digit_folder, sample_model, shipped):
@@ -158,6 +163,96 @@ def test_class_count_mismatch_is_refused(bare_state_dict, digit_folder):
     model = load_model(bare_state_dict, arch=ARCH)
     with pytest.raises(ModelLoadError, match="scores 10 classes but the images have 3"):
         list(predict(model, ImageFolder(digit_folder)))
+
+
+# --- the penultimate layer's features --------------------------------------------------
+
+
+def _penultimate(model, manifest: Path) -> np.ndarray:
+    """The model's activations just before its output layer, computed directly: every layer
+    of the Sequential but the last, over the manifest's images."""
+    from PIL import Image
+
+    inputs = torch.stack(
+        [
+            model.architecture.preprocess(Image.open(manifest.parent / row["image"]))
+            for row in _rows(manifest)
+        ]
+    )
+    body = torch.nn.Sequential(*list(model.module.children())[:-1])
+    with torch.inference_mode():
+        return body(inputs).numpy()
+
+
+def _emb(path: Path) -> np.ndarray:
+    rows = _rows(path)
+    columns = [c for c in rows[0] if c.startswith("emb_")]
+    return np.array([[float(r[c]) for c in columns] for r in rows], dtype=np.float32)
+
+
+def test_written_features_are_the_penultimate_activations(tmp_path, small_manifest, sample_model):
+    """The emb_ columns hold each image's input to the output layer, to 6 significant
+    digits, whatever the batch size."""
+    out = tmp_path / "out.csv"
+    summary = write_predictions(out, sample_model, Manifest(small_manifest), batch_size=7)
+
+    expected = _penultimate(sample_model, small_manifest)
+    assert summary.dimensions == expected.shape[1] == 32
+    np.testing.assert_allclose(_emb(out), expected, rtol=1e-5, atol=1e-6)
+    assert "with 32-dimension embeddings" in str(summary)
+    assert not sample_model.module.output._forward_hooks, "the hook outlived the run"
+
+
+def test_no_embeddings_writes_no_emb_columns(tmp_path, small_manifest, sample_model):
+    """embeddings=False (--no-embeddings) writes the file as before, without emb_ columns."""
+    out = tmp_path / "out.csv"
+    summary = write_predictions(out, sample_model, Manifest(small_manifest), embeddings=False)
+    assert not [c for c in _rows(out)[0] if c.startswith("emb_")]
+    assert summary.dimensions == 0
+    assert "embeddings" not in str(summary).replace(str(out), "")
+
+
+@torchscript_is_deprecated
+def test_a_torchscript_sequential_gives_the_same_features(tmp_path, small_manifest, sample_model):
+    """A TorchScript Sequential cannot be hooked; it is run layer by layer to the same
+    features."""
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(sample_model.module), str(scripted))
+    out = tmp_path / "out.csv"
+    write_predictions(
+        out, load_model(scripted, arch=ARCH, class_names=DIGITS), Manifest(small_manifest)
+    )
+    np.testing.assert_allclose(
+        _emb(out), _penultimate(sample_model, small_manifest), rtol=1e-5, atol=1e-6
+    )
+
+
+class _Wrapped(torch.nn.Module):
+    """A network whose forward is its own code: TorchScript keeps no Sequential to walk."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) * 1.0
+
+
+@torchscript_is_deprecated
+def test_a_torchscript_without_a_reachable_layer_is_predicted_without_features(
+    tmp_path, small_manifest, sample_model
+):
+    """When a TorchScript file's features cannot be caught, the predictions are still
+    written, and the summary says why there are no embeddings."""
+    scripted = tmp_path / "wrapped.pt"
+    torch.jit.save(torch.jit.script(_Wrapped(sample_model.module)), str(scripted))
+    out = tmp_path / "out.csv"
+    summary = write_predictions(
+        out, load_model(scripted, arch=ARCH, class_names=DIGITS), Manifest(small_manifest)
+    )
+    assert len(_rows(out)) == 40
+    assert not [c for c in _rows(out)[0] if c.startswith("emb_")]
+    assert "no embeddings: wrapped.pt is a TorchScript file whose last layer" in str(summary)
 
 
 # --- loading models safely -------------------------------------------------------------
@@ -434,6 +529,8 @@ def test_cli_predict_and_import_end_to_end(tmp_path, db_url, sample_dir, shipped
             assert (rate.dev_examples, rate.misclassified) == (len(shipped), misclassified)
             assert project.class_names == DIGITS
             assert Path(project.images_root) == sample_dir.resolve()
+            run_id = get_run(session, project_id=project.id).id
+            assert embeddings.count(session, run_id=run_id, source="model") == len(shipped)
     finally:
         database.dispose()
 
@@ -449,6 +546,13 @@ def test_cli_predict_folder_without_import(tmp_path, digit_folder, sample_dir):
     rows = _rows(out)
     assert len(rows) == 40
     assert all((digit_folder / r["image"]).is_file() for r in rows)
+
+    result = CliRunner().invoke(
+        cli, ["predict", str(digit_folder), "--model", str(sample_dir / "model.pt"),
+              "--out", str(out), "--no-embeddings"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "emb_0" not in _rows(out)[0]
 
 
 def test_cli_predict_errors_are_one_line(tmp_path, sample_dir, small_manifest):
