@@ -30,15 +30,20 @@ BLURRY_KEY, BLURRY, BLURRY_RGB = "1", "blurry", "rgb(78, 121, 167)"
 @pytest.fixture
 def gallery(page: Page, app: RunningApp) -> Iterator[Page]:
     """The Gallery of the sample project in a 1400x900 window, the reviewer's name typed."""
+    yield open_gallery(page, app, REVIEWER)
+
+
+def open_gallery(page: Page, app: RunningApp, reviewer: str) -> Page:
+    """Open the sample project's Gallery in a 1400x900 window and type `reviewer`'s name."""
     page.set_viewport_size(WINDOW)
     page.goto(f"{app.url}/gallery?project={PROJECT}")
     expect(_tiles(page).first).to_be_visible()
     _wait_until_idle(page)
-    reviewer = _reviewer_box(page)
-    reviewer.fill(REVIEWER)
-    reviewer.press("Tab")
+    box = _reviewer_box(page)
+    box.fill(reviewer)
+    box.press("Tab")
     _wait_until_idle(page)
-    yield page
+    return page
 
 
 def test_forty_tiles_fit_in_a_1400x900_window(gallery: Page) -> None:

@@ -18,7 +18,7 @@ from labeltool.models import Category, Example, Review, Tag
 from labeltool.projects import get_project
 from labeltool.runs import get_run
 from tests.e2e.conftest import PROJECT, RunningApp
-from tests.e2e.test_gallery import WINDOW, _reviewer_box, _tiles, _wait_until_idle
+from tests.e2e.test_gallery import _tiles, _wait_until_idle, open_gallery
 
 pytestmark = pytest.mark.e2e
 
@@ -37,15 +37,7 @@ def gallery(page: Page, app: RunningApp) -> Iterator[Page]:
             similar.embed_pixels(session, project_id=project.id, run_id=run.id)
     finally:
         database.dispose()
-    page.set_viewport_size(WINDOW)
-    page.goto(f"{app.url}/gallery?project={PROJECT}")
-    expect(_tiles(page).first).to_be_visible()
-    _wait_until_idle(page)
-    reviewer = _reviewer_box(page)
-    reviewer.fill(REVIEWER)
-    reviewer.press("Tab")
-    _wait_until_idle(page)
-    yield page
+    yield open_gallery(page, app, REVIEWER)
 
 
 def test_m_on_a_tile_shows_the_errors_like_it(gallery: Page) -> None:
@@ -69,7 +61,7 @@ def test_a_cluster_is_named_and_tagged_as_a_group(gallery: Page, app: RunningApp
     new category by this reviewer and marked reviewed by hand."""
     gallery.get_by_text("Clusters", exact=True).click()
     _wait_until_idle(gallery)
-    gallery.get_by_role("button", name="Open cluster 1").click()
+    gallery.get_by_role("button", name="Open cluster 1", exact=True).click()
     _wait_until_idle(gallery)
     heading = gallery.get_by_text(re.compile(r"Cluster 1: \d+ untagged errors"))
     size = int(re.search(r"(\d+) untagged", heading.inner_text()).group(1))
@@ -77,7 +69,7 @@ def test_a_cluster_is_named_and_tagged_as_a_group(gallery: Page, app: RunningApp
     members = set(_tiles(gallery).evaluate_all("ts => ts.map(t => t.dataset.exampleId)"))
 
     gallery.get_by_role("textbox", name="New category's name").fill("thin strokes")
-    gallery.get_by_role("button", name=f"Tag all {size}").click()
+    gallery.get_by_role("button", name=f"Tag all {size}", exact=True).click()
     expect(gallery.get_by_text(f"{size} examples tagged 'thin strokes'")).to_be_visible()
 
     database = Database.open(app.db_url)
