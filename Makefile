@@ -18,13 +18,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 ## shapes (SQLite file labeltool.db).
 run: $(STAMP)
 	$(VENV)/bin/labeltool --db $(DB) import sample_data/predictions.csv --project digits \
-		--run 1 --note "digits-cnn-28x28" --categories sample_data/categories.csv
+		--run 1 --note "digits-cnn-28x28" --categories sample_data/categories.csv \
+		--embeddings sample_data/embeddings.parquet
 	$(VENV)/bin/labeltool --db $(DB) import-tags sample_data/reviews_run1.csv --project digits \
 		--run 1
 	$(VENV)/bin/labeltool --db $(DB) import sample_data/predictions_run2.csv --project digits \
-		--run 2 --note "blur augmentation, 6 epochs" --target blurry
+		--run 2 --note "blur augmentation, 6 epochs" --target blurry \
+		--embeddings sample_data/embeddings_run2.parquet
 	$(VENV)/bin/labeltool --db $(DB) import sample_data/shapes/predictions.csv --project shapes \
-		--note "tiny-rgb-cnn-64x48" --categories sample_data/shapes/categories.csv
+		--note "tiny-rgb-cnn-64x48" --categories sample_data/shapes/categories.csv \
+		--embeddings sample_data/shapes/embeddings.parquet
 	$(VENV)/bin/labeltool --db $(DB) analyze --project digits
 	$(VENV)/bin/labeltool --db $(DB) analyze --project shapes
 	$(VENV)/bin/labeltool --db $(DB) serve --port $(PORT)

