@@ -217,18 +217,8 @@ def import_command(
     if created:
         click.echo(f"categories added: {', '.join(c.name for c in created)}")
     if then_analyze:
-        from labeltool.projects import get_project
-        from labeltool.signals import analyze
-
-        # Its own transaction: the import is committed whatever the analysis meets.
-        with db.begin() as session, _progress_bar("measuring images") as bar:
-            analysis = analyze(
-                session,
-                project_id=get_project(session, project).id,
-                run=summary.run,
-                progress=lambda _stage, done, total: bar(done, total),
-            )
-        click.echo(str(analysis))
+        # Its own transactions: the import is committed whatever the analysis meets.
+        _analyze_run(db, project=project, run_name=summary.run, images=True)
 
 
 @cli.command("embeddings")
@@ -598,18 +588,35 @@ def analyze_command(state: _State, project: str, run_name: str | None, no_images
     signals are judged against the project's own images. Images measured once are kept, so
     running it again (after an interruption, or a new run) measures only new images.
     """
-    from labeltool.projects import get_project
-    from labeltool.signals import analyze
+    _analyze_run(state.database(), project=project, run_name=run_name, images=not no_images)
 
-    with state.database().begin() as session, _progress_bar("measuring images") as bar:
+
+def _analyze_run(db, *, project: str, run_name: str | None, images: bool) -> None:
+    """`labeltool analyze`'s work: the signals, then (reading images) a pixel embedding for
+    each dev error of a run that brought no model features, so "more like this" and the
+    Gallery's clusters work on any project. Two transactions: the signals are kept even if
+    embedding is interrupted, and embedding resumes where it stopped."""
+    from labeltool.projects import get_project
+    from labeltool.runs import get_run
+    from labeltool.signals import analyze
+    from labeltool.similar import embed_pixels
+
+    with db.begin() as session, _progress_bar("measuring images") as bar:
         summary = analyze(
             session,
             project_id=get_project(session, project).id,
             run=run_name,
-            images=not no_images,
+            images=images,
             progress=lambda _stage, done, total: bar(done, total),
         )
     click.echo(str(summary))
+    if not images:
+        return
+    with db.begin() as session, _progress_bar("embedding images") as bar:
+        project_id = get_project(session, project).id
+        run = get_run(session, project_id=project_id, name=summary.run)
+        embedded = embed_pixels(session, project_id=project_id, run_id=run.id, progress=bar)
+    click.echo(str(embedded))
 
 
 @cli.command("suggest")
@@ -697,6 +704,167 @@ def suggest_command(
 
 def _iso(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+@cli.command("similar")
+@click.option("--project", required=True, help="Project name.")
+@click.option("--run", "run_name", help="The run [default: the project's latest run].")
+@click.option("--example", "example_id", required=True, help="The example's id.")
+@click.option(
+    "-k",
+    "count",
+    type=click.IntRange(1, 10_000),
+    default=10,
+    show_default=True,
+    help="How many errors to list.",
+)
+@_format_option("csv and json: example_id, distance, label, prediction, review_state.")
+@click.pass_obj
+def similar_command(
+    state: _State, project: str, run_name: str | None, example_id: str, count: int, output_format
+) -> None:
+    """List the run's dev errors most like one example (more like this), nearest first, by
+    the model's features or, without them, the pixel embeddings `labeltool analyze` makes.
+    Distance is cosine: 0 the same picture, 1 unrelated."""
+    import pandas as pd
+
+    from labeltool.labeling import example_views, find_example
+    from labeltool.projects import get_project
+    from labeltool.runs import get_run
+    from labeltool.similar import neighbours, space
+
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        run = get_run(session, project_id=project_id, name=run_name)
+        pk = find_example(session, project_id=project_id, example_id=example_id, run_id=run.id)
+        found = neighbours(space(session, run_id=run.id), pk, k=count)
+        views = {v.pk: v for v in example_views(session, pks=[n for n, _ in found])}
+    table = pd.DataFrame(
+        [
+            (
+                views[n].example_id,
+                round(d, 4),
+                views[n].label,
+                views[n].prediction,
+                views[n].review_state,
+            )
+            for n, d in found
+        ],
+        columns=["example_id", "distance", "label", "prediction", "review_state"],
+    )
+    _print_table(
+        table,
+        output_format,
+        lambda r: (
+            f"{r.example_id:<24} {r.distance:6.3f}  {r.label}-as-{r.prediction}  {r.review_state}"
+        ),
+    )
+
+
+@cli.command("clusters")
+@click.option("--project", required=True, help="Project name.")
+@click.option("--run", "run_name", help="The run [default: the project's latest run].")
+@click.option(
+    "--clusters",
+    "n_clusters",
+    type=click.IntRange(0, 1_000),
+    default=0,
+    show_default=True,
+    help="How many groups; 0 picks about sqrt(errors / 2), at most 40.",
+)
+@click.option(
+    "--all",
+    "every_error",
+    is_flag=True,
+    help="Group every dev error, not only the untagged ones.",
+)
+@_format_option(
+    "table: one line a cluster; csv and json: cluster, rank, example_id, distance_to_centre, "
+    "spread (one row per member, nearest the centre first)."
+)
+@click.pass_obj
+def clusters_command(
+    state: _State,
+    project: str,
+    run_name: str | None,
+    n_clusters: int,
+    every_error: bool,
+    output_format: str,
+) -> None:
+    """Group the run's untagged dev errors by look (k-means over their embeddings), largest
+    group first, each member listed nearest its centre first, so a group can be named and
+    tagged together (in the Gallery's Clusters view, or with import-tags --targeted)."""
+    import numpy as np
+    import pandas as pd
+    from sqlalchemy import select
+
+    from labeltool.models import Example
+    from labeltool.projects import get_project
+    from labeltool.review_queue import NO_CATEGORY, QueueFilter, queue_all_ids
+    from labeltool.runs import get_run
+    from labeltool.similar import clusters, space
+
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        run = get_run(session, project_id=project_id, name=run_name)
+        queue = QueueFilter(
+            states=(), category_id=None if every_error else NO_CATEGORY, run_id=run.id
+        )
+        pks = queue_all_ids(session, project_id=project_id, queue=queue)
+        the_space = space(session, run_id=run.id)
+        found = clusters(the_space, pks=pks, n_clusters=n_clusters or None)
+        ids = dict(
+            session.execute(
+                select(Example.id, Example.example_id).where(Example.run_id == run.id)
+            ).all()
+        )
+    rows = []
+    for cluster in found:
+        vectors = the_space.matrix[the_space.rows(cluster.members)]
+        centre = vectors.mean(axis=0)
+        centre /= np.linalg.norm(centre) or 1.0
+        by_pk = dict(
+            zip(
+                the_space.pks[the_space.rows(cluster.members)].tolist(),
+                (1.0 - vectors @ centre).tolist(),
+                strict=True,
+            )
+        )
+        rows += [
+            (cluster.number, rank, ids[pk], round(max(by_pk[pk], 0.0), 4), round(cluster.spread, 4))
+            for rank, pk in enumerate(cluster.members, start=1)
+        ]
+    table = pd.DataFrame(
+        rows, columns=["cluster", "rank", "example_id", "distance_to_centre", "spread"]
+    )
+    if output_format != "table":
+        _print_table(table, output_format, None)
+        return
+    if not found:
+        click.echo("no errors to group (none untagged, or no embeddings: run labeltool analyze)")
+    for cluster in found:
+        sample = ", ".join(ids[pk] for pk in cluster.members[:5])
+        more = f", ... ({cluster.size - 5} more)" if cluster.size > 5 else ""
+        click.echo(
+            f"cluster {cluster.number:>3}: {cluster.size:>6,} errors  spread "
+            f"{cluster.spread:.2f}  {sample}{more}"
+        )
+
+
+def _print_table(table, output_format: str, line) -> None:
+    """Print `table` as CSV, JSON records, or one `line(row)` per row."""
+    import json
+
+    from labeltool.export import to_csv
+
+    if output_format == "csv":
+        click.echo(to_csv(table), nl=False)
+    elif output_format == "json":
+        records = table.astype(object).where(table.notna(), None).to_dict("records")
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    else:
+        for row in table.itertuples(index=False):
+            click.echo(line(row))
 
 
 @cli.command("export")
