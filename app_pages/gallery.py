@@ -322,7 +322,7 @@ def _similar_view(example_id: str, who: str) -> None:
     )
     with transaction() as session:
         views = labeling.example_views(session, pks=[pk, *(n for n, _ in found)], reviewer=who)
-    notes = {pk: "this one"} | {n: f"distance {d:.2f}" for n, d in found}
+    notes = {pk: "this one"} | {n: f"distance {d:.3f}" for n, d in found}
     _grid(views, who, notes)
 
 
@@ -402,7 +402,7 @@ def _cluster_overview(clusters) -> None:
                 )
                 st.image(sheet, width="stretch")
                 left = f"{len(members)} untagged" if len(members) != size else f"{size} errors"
-                st.markdown(f"**Cluster {number}** · {left} · spread {spread:.2f}")
+                st.markdown(f"**Cluster {number}** · {left} · spread {spread:.3f}")
                 if st.button(f"Open cluster {number}", key=f"g_open_cluster_{number}"):
                     st.session_state[OPEN_CLUSTER_KEY] = number
                     st.rerun()
@@ -426,7 +426,7 @@ def _cluster_detail(cluster, who: str) -> None:
     head = st.columns([5, 1], vertical_alignment="center")
     head[0].markdown(
         f"**Cluster {number}**: {len(members)} untagged errors (of {size} when grouped), "
-        f"nearest the centre first · spread {spread:.2f}"
+        f"nearest the centre first · spread {spread:.3f}"
     )
     if head[1].button("All clusters", key="g_cluster_back"):
         st.session_state.pop(OPEN_CLUSTER_KEY, None)

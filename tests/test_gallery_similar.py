@@ -106,7 +106,7 @@ def test_more_like_this_shows_the_example_then_its_group_nearest_first(
     assert ids[1] in ("ex0000", "ex0006")  # the two whose offsets are nearest 3's
     assert len(tiles) == len(pks)  # 48 asked: every other error, the other groups last
     assert tiles[1]["note"].startswith("distance 0.0")
-    assert tiles[-1]["note"] == "distance 1.00"
+    assert tiles[-1]["note"] == "distance 1.000"
     assert any("the errors most like ex0003" in m.value for m in at.markdown)
     assert any("by the model's own features" in c.value for c in at.caption)
 
