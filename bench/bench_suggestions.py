@@ -34,6 +34,15 @@ per true category), + 1; an example with no suggestion costs what it costs witho
 
     .venv/bin/python bench/bench_suggestions.py [--project digits|shapes|all]
 
+Near duplicates have no ground truth in the samples, so they are planted: PLANTED dev images
+of each sample are copied beside the originals (in a temp project holding the sample's images
+and its first run's rows, plus one row per copy), each copy changed one way of PERTURBATIONS
+(re-saved, 10% larger or smaller, 10% brighter or darker, re-encoded as JPEG at quality 75),
+and `analyze` is run. Recall: the copies whose near-duplicate signal names their original.
+False flags: near-duplicate flags on the untouched images (neither a copy nor an original of
+one). Beside them, what the perceptual hash alone (`near_duplicates`, the candidates `analyze`
+confirms on the pictures) would have flagged.
+
 Prints figures; asserts nothing about timings.
 """
 
@@ -41,6 +50,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -53,18 +64,21 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from PIL import Image, ImageEnhance, ImageOps  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from labeltool.categories import list_categories, load_categories_file  # noqa: E402
 from labeltool.config import DEFAULT_SPLIT  # noqa: E402
 from labeltool.db import Database  # noqa: E402
+from labeltool.image_measures import near_duplicates  # noqa: E402
 from labeltool.importing import import_predictions  # noqa: E402
-from labeltool.models import Example, Signal  # noqa: E402
+from labeltool.models import Example, ImageMeasure, Signal  # noqa: E402
 from labeltool.projects import get_project  # noqa: E402
 from labeltool.runs import get_run  # noqa: E402
 from labeltool.signals import (  # noqa: E402
     KINDS,
     LABEL_ERROR,
+    NEAR_DUPLICATE,
     analyze,
     category_for_kind,
     suggestions,
@@ -87,6 +101,17 @@ PROJECTS = {
 #: Suggester kind -> the ground-truth column that says whether it should fire.
 TRUTH_COLUMN = {LABEL_ERROR: "label_flipped", "blurry": "blurred", "dark": "dark"}
 CLEANLAB = "cleanlab"
+#: How many dev images of each sample the near-duplicate check copies, spread over the split.
+PLANTED = 30
+#: How each copy differs from its original (taken upright), in turn.
+PERTURBATIONS = (
+    "re-saved",
+    "10% larger",
+    "10% smaller",
+    "10% brighter",
+    "10% darker",
+    "JPEG q75",
+)
 
 
 def main() -> None:
@@ -98,10 +123,12 @@ def main() -> None:
     chosen = list(PROJECTS) if args.project == "all" else [args.project]
 
     started = time.perf_counter()
-    summaries = []
+    summaries, planted = [], []
     for name in chosen:
         summaries += _bench_project(name, PROJECTS[name])
+        planted.append(_bench_near_duplicates(name, PROJECTS[name]))
     _print_summary(summaries)
+    _print_planted(planted)
     print(f"\nwhole bench: {time.perf_counter() - started:.1f}s")
 
 
@@ -264,6 +291,122 @@ def _usable(rows, classes: list[str]) -> tuple[list, np.ndarray, np.ndarray]:
     totals = probs.sum(axis=1, keepdims=True)
     probs = np.divide(probs, totals, out=np.full_like(probs, 1 / len(classes)), where=totals > 0)
     return usable, labels, probs
+
+
+# --- planted near duplicates ------------------------------------------------------------
+
+
+def _bench_near_duplicates(name: str, sample: SampleProject) -> dict:
+    """Recall on planted copies and false flags on the untouched images, for `analyze`'s
+    near-duplicate signal and for the perceptual hash alone (see the module doc)."""
+    run, file = sample.runs[0]
+    with (sample.folder / file).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    dev = [row for row in rows if row.get("split", DEFAULT_SPLIT) == DEFAULT_SPLIT]
+    originals = dev[:: len(dev) // PLANTED][:PLANTED]
+    with tempfile.TemporaryDirectory(prefix="labeltool-bench-near-duplicates-") as tmp:
+        folder = Path(tmp)
+        shutil.copytree(sample.folder / "images", folder / "images")
+        copies: dict[str, tuple[str, str]] = {}  # copy image -> (original image, change)
+        for number, row in enumerate(originals):
+            change = PERTURBATIONS[number % len(PERTURBATIONS)]
+            copy = f"images/copy-{number:02d}.{'jpg' if change == 'JPEG q75' else 'png'}"
+            with Image.open(sample.folder / row["image"]) as original:
+                _perturbed(ImageOps.exif_transpose(original), change).save(
+                    folder / copy, quality=75
+                )
+            copies[copy] = (row["image"], change)
+            rows.append(row | {"example_id": f"copy-{number:02d}", "image": copy})
+        with (folder / file).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        db = Database.open(f"sqlite:///{folder / 'bench.db'}")
+        try:
+            with db.begin() as session:
+                import_predictions(session, folder / file, project=name, run=run)
+                project_id = get_project(session, name).id
+            took = time.perf_counter()
+            with db.begin() as session:
+                analyze(session, project_id=project_id, run=run)
+            took = time.perf_counter() - took
+            with db.begin() as session:
+                flagged = dict(
+                    session.execute(
+                        select(Example.image, Signal.reason)
+                        .join(Signal, Signal.example_pk == Example.id)
+                        .where(Signal.kind == NEAR_DUPLICATE)
+                    ).all()
+                )
+                hashes = dict(
+                    session.execute(
+                        select(ImageMeasure.image, ImageMeasure.phash).where(
+                            ImageMeasure.project_id == project_id, ImageMeasure.phash.is_not(None)
+                        )
+                    ).all()
+                )
+        finally:
+            db.dispose()
+    planted = {original for original, _ in copies.values()} | set(copies)
+    hash_pairs = {frozenset(pair[:2]) for pair in near_duplicates(hashes)}
+    hash_flagged = {image for pair in hash_pairs for image in pair}
+    found = {c for c, (original, _) in copies.items() if f"'{original}'" in flagged.get(c, "")}
+    by_hash = {c for c, (original, _) in copies.items() if frozenset((c, original)) in hash_pairs}
+    missed = sorted({change for c, (_, change) in copies.items() if c not in found})
+    most = max((_difference(flagged[c]) for c in found), default=None)
+    print(
+        f"{name}: {len(copies)} planted copies among {len(dev):,} dev images, analyze "
+        f"{took:.1f}s: found {len(found)} ({_pct(_ratio(len(found), len(copies)))}), "
+        f"{len(set(flagged) - planted)} untouched images flagged"
+        + (f"; missed: {', '.join(missed)}" if missed else "")
+        + (f"; most different found {most:.3f}" if most is not None else "")
+        + f". Hash alone: found {len(by_hash)}, {len(hash_flagged - planted)} untouched flagged"
+    )
+    return {
+        "case": name,
+        "planted": len(copies),
+        "untouched": len(dev) - len(originals),
+        "found": len(found),
+        "false": len(set(flagged) - planted),
+        "hash found": len(by_hash),
+        "hash false": len(hash_flagged - planted),
+    }
+
+
+def _difference(reason: str) -> float:
+    """The difference a near-duplicate reason gives ("... (difference 0.004 of ...")."""
+    return float(re.search(r"difference ([0-9.]+)", reason).group(1))
+
+
+def _perturbed(picture: Image.Image, change: str) -> Image.Image:
+    """A copy of `picture` changed as PERTURBATIONS names ("JPEG q75" is encoded on saving as
+    .jpg with quality 75; PNG ignores the quality)."""
+    width, height = picture.size
+    if change == "10% larger":
+        return picture.resize((round(width * 1.1), round(height * 1.1)), Image.Resampling.LANCZOS)
+    if change == "10% smaller":
+        return picture.resize((round(width * 0.9), round(height * 0.9)), Image.Resampling.LANCZOS)
+    if change in ("10% brighter", "10% darker"):
+        return ImageEnhance.Brightness(picture).enhance(1.1 if change == "10% brighter" else 0.9)
+    if change == "JPEG q75":
+        return picture.convert("RGB")
+    return picture.copy()
+
+
+def _print_planted(planted: list[dict]) -> None:
+    print("\nNear duplicates, planted copies (recall) and untouched images flagged (false flags)")
+    header = (
+        f"  {'case':<14}{'planted':>8}{'found':>7}{'recall':>8}{'untouched':>11}{'false':>7}"
+        f"{'':>4}{'hash alone: found':>18}{'false':>7}"
+    )
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for p in planted:
+        print(
+            f"  {p['case']:<14}{p['planted']:>8}{p['found']:>7}"
+            f"{_pct(_ratio(p['found'], p['planted'])):>8}{p['untouched']:>11,}{p['false']:>7}"
+            f"{'':>4}{p['hash found']:>18}{p['hash false']:>7}"
+        )
 
 
 # --- keystrokes ------------------------------------------------------------------------

@@ -9,7 +9,11 @@ kind, replaced on each analysis):
   project's own distribution (labeltool.image_measures), measured once per image and kept in
   `image_measures`, so a second analysis measures only images it has not seen (incremental,
   and resumable: a stopped analysis keeps what it measured);
-- *near duplicate*: perceptual hashes within the dev set and between dev and train.
+- *near duplicate*: perceptual hashes within the dev set and between dev and train propose
+  candidate pairs, and each is confirmed on the two pictures themselves, read again (only the
+  candidates' images): their thumbnails must be all but identical
+  (labeltool.image_measures.same_pictures), so two digits of one class that merely hash alike
+  are not flagged.
 
 A degraded image explains a model's doubt better than a wrong label does: a likely label error
 on an image flagged blurry, dark, bright or low information is set aside (not stored, so not
@@ -57,6 +61,10 @@ DEGRADED_KINDS = ("blurry", "dark", "bright", "low information")
 #: How many times the error rate of the images with no image flag the model's error rate on
 #: the images of one degraded kind must be for that kind to explain a likely label error.
 DEGRADED_ERROR_RATIO = 2.0
+#: How many bits apart two perceptual hashes may be for their images to be compared as
+#: near-duplicate candidates: a copy re-encoded as JPEG can move a 28x28 digit's hash 6 bits,
+#: and the comparison of the pictures, not the hash, decides.
+CANDIDATE_DISTANCE = 6
 
 #: progress(stage, done, total).
 Progress = Callable[[str, int, int], None]
@@ -138,7 +146,8 @@ def analyze(
     measured = unreadable = 0
     if images:
         measured, unreadable, kept = _measure(session, project, rows, progress)
-        for pk, kind, score, reason in _image_signals(dev, rows, kept):
+        root = images_root(project.images_root)
+        for pk, kind, score, reason in _image_signals(dev, rows, kept, root):
             found.setdefault(pk, {})[kind] = (score, reason)
     set_aside = _set_aside_label_errors(dev, found)
 
@@ -407,9 +416,10 @@ def _measure(session: Session, project: Project, rows: list, progress: Progress 
     return len(todo), unreadable, {image: kept[image] for image in wanted}
 
 
-def _image_signals(dev: list, rows: list, kept: dict) -> list[tuple[int, str, float, str]]:
+def _image_signals(dev: list, rows: list, kept: dict, root) -> list[tuple[int, str, float, str]]:
     """(example pk, kind, score, reason) from the image measures of the dev images, judged
-    against the project's own distribution, and near-duplicates."""
+    against the project's own distribution, and near-duplicates (the candidates' images read
+    again from `root`)."""
     from labeltool import image_measures
 
     measures = {
@@ -437,23 +447,27 @@ def _image_signals(dev: list, rows: list, kept: dict) -> list[tuple[int, str, fl
     dev_hashes = {i: m.phash for i, m in measures.items() if i in dev_images and m.phash}
     train_images = {r.image for r in rows if r.split != DEFAULT_SPLIT} - dev_images
     train_hashes = {i: m.phash for i, m in measures.items() if i in train_images and m.phash}
-    pairs = image_measures.near_duplicates(dev_hashes)
+    candidates = image_measures.near_duplicates(dev_hashes, max_distance=CANDIDATE_DISTANCE)
     if train_hashes:
-        pairs += image_measures.near_duplicates(dev_hashes, against=train_hashes)
-    closest: dict[str, tuple[int, str]] = {}
-    for a, b, distance in pairs:
+        candidates += image_measures.near_duplicates(
+            dev_hashes, against=train_hashes, max_distance=CANDIDATE_DISTANCE
+        )
+    pictures = image_measures.thumbnails(root, [i for pair in candidates for i in pair[:2]])
+    closest: dict[str, tuple[float, int, str]] = {}
+    for a, b, distance, apart in image_measures.same_pictures(candidates, pictures):
         for image, other in ((a, b), (b, a)):
-            if image in dev_images and (image not in closest or distance < closest[image][0]):
-                closest[image] = (distance, other)
-    for image, (distance, other) in closest.items():
+            if image in dev_images and (image not in closest or apart < closest[image][0]):
+                closest[image] = (apart, distance, other)
+    for image, (apart, distance, other) in closest.items():
         where = "the train split" if other in train_images else "the dev set"
         for r in by_image.get(image, ()):
             found.append(
                 (
                     r.id,
                     NEAR_DUPLICATE,
-                    float(64 - distance) / 64,
-                    f"looks like {shown(other)} in {where} (hash distance {distance})",
+                    1.0 - apart,
+                    f"looks like {shown(other)} in {where}: the same picture at thumbnail "
+                    f"size (difference {apart:.3f} of its detail; hash distance {distance})",
                 )
             )
     return found

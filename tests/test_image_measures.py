@@ -14,12 +14,17 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from labeltool.image_measures import (
+    MAX_DIFFERENCE,
     MIN_IMAGES,
     ImageMeasures,
+    difference,
     flag_outliers,
     measure,
     measure_images,
     near_duplicates,
+    same_pictures,
+    thumbnail,
+    thumbnails,
 )
 from labeltool.storage import images_root
 
@@ -285,6 +290,66 @@ def test_a_resized_jpeg_copy_is_a_near_duplicate_and_another_picture_is_not() ->
     assert pairs[0][2] <= 4
 
 
+def test_copies_of_a_digit_are_the_same_picture_and_a_second_drawing_is_not() -> None:
+    """A blurred 28x28 seven re-saved, resized by 10% either way, a tenth brighter or darker,
+    or re-encoded as JPEG differs from it by at most MAX_DIFFERENCE; the seven drawn again
+    with its stem one pixel over hashes within 4 bits of it, so the hash alone would pair
+    them, yet is not the same picture."""
+    seven, again = _seven(stem_end=12), _seven(stem_end=13)
+    copies = {
+        "re-saved": _reloaded(seven, "PNG"),
+        "10% larger": seven.resize((31, 31), Image.Resampling.LANCZOS),
+        "10% smaller": seven.resize((25, 25), Image.Resampling.LANCZOS),
+        "10% brighter": ImageEnhance.Brightness(seven).enhance(1.1),
+        "10% darker": ImageEnhance.Brightness(seven).enhance(0.9),
+        "JPEG": _reloaded(seven, "JPEG", quality=75),
+    }
+
+    apart = {name: difference(thumbnail(seven), thumbnail(copy)) for name, copy in copies.items()}
+    candidates = near_duplicates({"seven": measure(seven).phash, "again": measure(again).phash})
+
+    assert max(apart.values()) <= MAX_DIFFERENCE, apart
+    assert [(a, b) for a, b, _ in candidates] == [("seven", "again")]
+    assert difference(thumbnail(seven), thumbnail(again)) > 3 * MAX_DIFFERENCE
+
+
+def test_candidates_are_confirmed_on_thumbnails_read_from_their_folder(tmp_path: Path) -> None:
+    """`thumbnails` reads each distinct image once through its images root, giving the reason
+    for one it cannot read; `same_pictures` keeps the pair of a digit and its smaller JPEG
+    copy with their difference, and drops a second drawing and pairs with an image unread."""
+    _seven(stem_end=12).save(tmp_path / "seven.png")
+    _seven(stem_end=12).resize((25, 25), Image.Resampling.LANCZOS).save(
+        tmp_path / "copy.jpg", quality=75
+    )
+    _seven(stem_end=13).save(tmp_path / "again.png")
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    pairs = [
+        ("seven.png", "copy.jpg", 2),
+        ("seven.png", "again.png", 4),
+        ("seven.png", "broken.png", 0),
+        ("seven.png", "elsewhere.png", 0),
+    ]
+
+    found = thumbnails(tmp_path, ["seven.png", "copy.jpg", "again.png", "broken.png", "copy.jpg"])
+    kept = same_pictures(pairs, found)
+
+    assert list(found) == ["seven.png", "copy.jpg", "again.png", "broken.png"]
+    assert "not an image" in found["broken.png"] and "broken.png" in found["broken.png"]
+    assert [(a, b, d) for a, b, d, _ in kept] == [("seven.png", "copy.jpg", 2)]
+    assert 0 < kept[0][3] <= MAX_DIFFERENCE
+
+
+def test_flat_pictures_are_the_same_only_as_flat_ones_of_about_their_grey() -> None:
+    """Two blank pages a few grey levels apart are the same picture; a blank and a black
+    page are not, nor a blank page and a picture."""
+    white, off_white = Image.new("L", (40, 30), 250), Image.new("L", (40, 30), 240)
+    black = Image.new("L", (40, 30), 0)
+
+    assert difference(thumbnail(white), thumbnail(off_white)) == 0
+    assert difference(thumbnail(white), thumbnail(black)) == float("inf")
+    assert difference(thumbnail(white), thumbnail(_seven(stem_end=12))) == float("inf")
+
+
 def test_dev_against_train_pairs_only_across_the_two_sets() -> None:
     """With `against`, each pair has a dev image first and a train image second; pairs within
     either set are not reported."""
@@ -407,6 +472,22 @@ def _scene(width: int, height: int, *, seed: int = 0) -> Image.Image:
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
         draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
     return picture
+
+
+def _seven(*, stem_end: int) -> Image.Image:
+    """A 28x28 white seven on black, blurred as the digits sample blurs (radius 2.5), its stem
+    ending `stem_end` pixels from the left."""
+    picture = Image.new("L", (28, 28), 0)
+    draw = ImageDraw.Draw(picture)
+    draw.line([(7, 6), (21, 6), (stem_end, 23)], fill=255, width=3)
+    return picture.filter(ImageFilter.GaussianBlur(2.5))
+
+
+def _reloaded(picture: Image.Image, format: str, **options: int) -> Image.Image:
+    """`picture` saved in `format` and opened again."""
+    encoded = io.BytesIO()
+    picture.save(encoded, format, **options)
+    return Image.open(encoded)
 
 
 def _lit_scene(seed: int) -> Image.Image:

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 from sqlalchemy import func, select
 
 from labeltool.categories import create_category
 from labeltool.cli import cli
 from labeltool.db import Database
 from labeltool.importing import import_predictions
-from labeltool.models import ImageMeasure, Project, Signal
+from labeltool.models import Example, ImageMeasure, Project, Signal
 from labeltool.projects import get_project
 from labeltool.signals import LABEL_ERROR, analyze, suggestions
 
@@ -35,6 +35,14 @@ def _texture(seed: int) -> Image.Image:
     rng = np.random.default_rng(seed)
     blocks = rng.integers(0, 256, size=(8, 8), dtype=np.uint8)
     return Image.fromarray(np.kron(blocks, np.ones((8, 8), dtype=np.uint8))).convert("RGB")
+
+
+def _seven(*, stem_end: int) -> Image.Image:
+    """A 28x28 white seven on black, blurred hard (radius 2.5), its stem ending `stem_end`
+    pixels from the left."""
+    picture = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(picture).line([(7, 6), (21, 6), (stem_end, 23)], fill=255, width=3)
+    return picture.filter(ImageFilter.GaussianBlur(2.5))
 
 
 def _project_files(folder: Path, *, misread: tuple[str, ...] = ()) -> Path:
@@ -168,6 +176,35 @@ def test_blurred_images_are_suggested_as_the_projects_blurry_category(
     errors = {e for e in BLURRED if int(e[2:]) % 3 == 0}
     assert ids == errors
     assert all(s for s in ids)
+
+
+def test_a_copy_is_a_near_duplicate_and_a_second_drawing_of_the_digit_is_not(
+    db: Database, tmp_path: Path
+) -> None:
+    """Of three dev images, a blurred seven, its copy shrunk by 10% through JPEG and the seven
+    drawn again with its stem one pixel over (a hash within 4 bits of the first), only the
+    copy pair is flagged near duplicate, each naming the other; the hash alone is no flag."""
+    path = _project_files(tmp_path / "project")
+    images = tmp_path / "project" / "images"
+    seven = _seven(stem_end=12)
+    seven.save(images / "ex0020.png")
+    shrunk = io.BytesIO()
+    seven.resize((25, 25), Image.Resampling.LANCZOS).save(shrunk, "JPEG", quality=75)
+    Image.open(shrunk).save(images / "ex0021.png")
+    _seven(stem_end=13).save(images / "ex0022.png")
+    with db.begin() as session:
+        import_predictions(session, path, project="pets")
+        analyze(session, project_id=get_project(session, "pets").id)
+    with db.begin() as session:
+        found = dict(
+            session.execute(
+                select(Example.example_id, Signal.reason)
+                .join(Signal, Signal.example_pk == Example.id)
+                .where(Signal.kind == "near duplicate")
+            ).all()
+        )
+    assert set(found) == {"ex0020", "ex0021"}
+    assert found["ex0021"].startswith("looks like 'images/ex0020.png' in the dev set")
 
 
 def test_a_second_analysis_measures_only_new_images_and_replaces_the_signals(
