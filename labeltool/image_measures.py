@@ -4,7 +4,13 @@ information (entropy), size, and a perceptual hash for near-duplicates.
 `measure` turns one picture into `ImageMeasures`; `measure_images` does it for a project's
 images, each read once through its images root, in parallel. `flag_outliers` names the images
 that stand apart from *this project's own* distribution ("blur score 12.3, in the blurriest 5%
-of this project"), so a project of dark X-rays does not call every image dark.
+of this project once contrast is accounted for"), so a project of dark X-rays does not call
+every image dark. Blur is judged on the blur score over the picture's contrast squared
+(`ImageMeasures.sharpness`), not the blur score alone: the Laplacian's variance scales with
+the square of the contrast, so a dark, flat (but sharp) photo would otherwise be called
+blurry and a blurred photo of a lively scene would not. Its limit: sensor noise does not dim
+with the light, so in a photo both dark and blurred the noise passes for fine detail and it is
+flagged dark, not blurry.
 `near_duplicates` finds pairs whose perceptual hashes differ in a few bits, within one set
 (dev against dev) or between two (dev against train). A hash is only a candidate: 64 bits
 cannot tell apart small pictures that are alike by nature (two 28x28 digits of one class
@@ -51,7 +57,7 @@ DEFAULT_SHARE = 0.5
 #: The least difference from the median that is flagged, whatever the z-score, so a project
 #: whose images are nearly all alike (a spread of zero) does not flag trifles.
 MIN_GAP = {
-    "blur": math.log(2.0),  # half (or twice) the median blur score
+    "blur": math.log(2.0),  # half the median sharpness
     "brightness": 0.05,  # of mean brightness, 0 to 1
     "entropy": 0.5,  # bits
     "size": math.log(1.25),  # a quarter wider, narrower, larger or smaller
@@ -64,6 +70,9 @@ PLAINLY_Z = 1.5
 #: has a finite exposure and, in a project of dark images, the differences among the darkest
 #: (mostly sensor noise and compression) are not taken for stops apart.
 _LIGHT_FLOOR = 0.05
+#: Added to the sharpness before taking logs, so a flat image (sharpness 0) has a finite log;
+#: well below the blurriest photos' (about 0.001).
+_SHARPNESS_FLOOR = 1e-4
 #: Bits in a perceptual hash (`imagehash.phash` with its default hash_size 8).
 HASH_BITS = 64
 #: Candidate pairs checked at once by `near_duplicates` (bounds its memory, ~100 MB).
@@ -106,6 +115,15 @@ class ImageMeasures:
     aspect: float
     #: `imagehash.phash` as 16 hex digits; compare with `near_duplicates`.
     phash: str
+
+    @property
+    def sharpness(self) -> float:
+        """The blur score over the variance of the grey pixels (contrast on the 0-255 scale,
+        at least 1, squared): the share of the picture's variation that is fine detail, 0
+        (flat or smooth) to 64, LOWER meaning blurrier. A change of exposure or contrast
+        scales the blur score by its square and leaves this alone, so it is what
+        `flag_outliers` judges blur on."""
+        return self.blur / max(255 * self.contrast, 1.0) ** 2
 
 
 @dataclass(frozen=True)
@@ -223,8 +241,10 @@ def flag_outliers(
     - it is far from the project's median: a robust z-score beyond OUTLIER_Z (median absolute
       deviation; the mean absolute deviation when most images are exactly alike) and at least
       MIN_GAP from the median.
-    Blur and size are compared in log space (blur scores span orders of magnitude); "odd size"
-    takes the larger deviation of aspect ratio and of pixel count. "dark" and "bright" judge
+    Blur is judged on `ImageMeasures.sharpness` (the blur score over the contrast squared),
+    so a dark or flat but sharp photo is not blurry. Sharpness and size are compared in log
+    space (they span orders of magnitude); "odd size" takes the larger deviation of aspect
+    ratio and of pixel count. "dark" and "bright" judge
     exposure (`_off_exposure`: the mean brightness, or distance from white, and the tonal range
     together, in stops) of images plainly darker (brighter) than most; an image flagged one of
     them is not also flagged "low information", its reason saying the detail lost comes from
@@ -239,7 +259,7 @@ def flag_outliers(
     names = list(measured)
     column = {
         field: np.array([getattr(measured[n], field) for n in names], dtype=np.float64)
-        for field in ("blur", "brightness", "entropy", "width", "height")
+        for field in ("blur", "sharpness", "brightness", "entropy", "width", "height")
     }
     typical = {field: float(np.median(column[field])) for field in column}
     aspect = np.log(column["width"] / column["height"])
@@ -249,7 +269,9 @@ def flag_outliers(
     # fifth of a project is blurred, those blurred images widen the usual spread (MAD) so
     # much that none stands out from it, while the sharp side's spread is untouched.
     apart: dict[FlagKind, np.ndarray] = {
-        "blurry": -_robust_z(np.log1p(column["blur"]), gap=MIN_GAP["blur"], clean="high"),
+        "blurry": -_robust_z(
+            np.log(column["sharpness"] + _SHARPNESS_FLOOR), gap=MIN_GAP["blur"], clean="high"
+        ),
         "dark": _off_exposure(column["brightness"], column["entropy"]),
         "bright": _off_exposure(1.0 - column["brightness"], column["entropy"]),
         "low information": -_robust_z(column["entropy"], gap=MIN_GAP["entropy"], clean="high"),
@@ -268,7 +290,8 @@ def flag_outliers(
         if kind == "blurry":
             return (
                 f"blur score {_short(column['blur'][i])}, in the blurriest {percent(kind, i)} "
-                f"{where} {_short(typical['blur'])}"
+                f"of this project once contrast is accounted for, where most are about "
+                f"{_short(typical['blur'])}"
             )
         if kind in ("dark", "bright"):
             return (

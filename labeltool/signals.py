@@ -366,8 +366,8 @@ def _set_aside_label_errors(dev: list, found: dict[int, dict]) -> dict[str, int]
 
 def _image_score(kind: str, measure) -> float:
     """How strongly an image is what its flag says, for ranking within a kind (larger: more)."""
-    if kind == "blurry":
-        return 1.0 / (1.0 + max(measure.blur, 0.0))
+    if kind == "blurry":  # on sharpness, as flagged: a sharp photo ~0.1 scores ~0.1
+        return 1.0 / (1.0 + 100 * max(measure.sharpness, 0.0))
     if kind == "dark":
         return 1.0 - measure.brightness
     if kind == "bright":

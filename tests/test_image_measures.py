@@ -153,7 +153,8 @@ def test_planted_outliers_are_flagged_and_nothing_else() -> None:
         "odd": ["odd size"],
     }
     assert re.fullmatch(
-        r"blur score 6\.5, in the blurriest 2% of this project, where most are about 3\d\d",
+        r"blur score 6\.5, in the blurriest 2% of this project once contrast is accounted for, "
+        r"where most are about \d{3}",
         flags["blurry1"][0].reason,
     )
     assert flags["dark1"][0].reason == (
@@ -199,7 +200,7 @@ def test_a_fifth_of_a_project_blurred_is_flagged_and_no_sharp_image() -> None:
 
     blurry = {name for name, found in flags.items() if any(f.kind == "blurry" for f in found)}
     assert blurry == {f"blurred{i}" for i in range(20)}
-    blurriest = min(project, key=lambda name: project[name].blur)
+    blurriest = min(project, key=lambda name: project[name].sharpness)
     assert "in the blurriest 1% of this project" in flags[blurriest][0].reason
 
 
@@ -247,6 +248,29 @@ def test_darkened_photos_among_dark_and_light_scenes_are_dark_and_only_they() ->
         dark.reason,
     )
     assert "entropy" not in flags["under0"][0].reason
+
+
+def test_a_dark_sharp_photo_is_not_blurry_and_a_blurred_one_still_is() -> None:
+    """Among 40 photos, one taken with 35% of the light is flagged dark only, though its blur
+    score is below most (the Laplacian falls with the square of the contrast), while one
+    blurred by 2 pixels is flagged blurry, its reason saying contrast is accounted for."""
+    project = {f"photo{i}": measure(_photographed(_scene(160, 120, seed=i))) for i in range(40)}
+    project["dark"] = measure(_photographed(_scene(160, 120, seed=40), exposure=0.35))
+    blurred = _scene(160, 120, seed=41).filter(ImageFilter.GaussianBlur(2))
+    project["blurred"] = measure(_photographed(blurred))
+
+    flags = flag_outliers(project)
+
+    assert project["dark"].blur < min(project[f"photo{i}"].blur for i in range(40))
+    assert {name: [f.kind for f in found] for name, found in flags.items()} == {
+        "dark": ["dark"],
+        "blurred": ["blurry"],
+    }
+    assert re.fullmatch(
+        r"blur score 86\.1, in the blurriest 3% of this project once contrast is accounted "
+        r"for, where most are about 1,1\d\d",
+        flags["blurred"][0].reason,
+    )
 
 
 def test_a_small_project_flags_nothing() -> None:
@@ -515,15 +539,21 @@ def _photographed(scene: Image.Image, *, exposure: float = 1.0) -> Image.Image:
 
 
 def _ordinary_project(count: int) -> dict[str, ImageMeasures]:
-    """`count` photos about 640x480, sharp, mid-bright and detailed, varying a little."""
+    """`count` photos about 640x480, sharp, mid-bright and detailed, varying a little; each
+    one's blur score goes with the square of its contrast, as a photo's does."""
     rng = np.random.default_rng(count)
     project = {}
     for i in range(count):
         width, height = int(rng.integers(600, 680)), int(rng.integers(450, 510))
+        sharpness, brightness, contrast = (
+            float(np.exp(rng.normal(np.log(300), 0.3))),
+            float(rng.normal(0.45, 0.05)),
+            float(rng.normal(0.2, 0.03)),
+        )
         project[f"ok{i}"] = ImageMeasures(
-            blur=float(np.exp(rng.normal(np.log(300), 0.3))),
-            brightness=float(rng.normal(0.45, 0.05)),
-            contrast=float(rng.normal(0.2, 0.03)),
+            blur=sharpness * (contrast / 0.2) ** 2,
+            brightness=brightness,
+            contrast=contrast,
             entropy=float(rng.normal(7.0, 0.2)),
             width=width,
             height=height,
