@@ -35,6 +35,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from labeltool import report_cache
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.limits import shown
 from labeltool.models import (
@@ -162,6 +163,7 @@ def analyze(
         for kind, (score, reason) in kinds.items()
     )
     session.flush()
+    report_cache.touch(session, project_id)  # the report's suggester table reads them
     counts = {kind: 0 for kind in KINDS}
     for kinds in found.values():
         for kind in kinds:
