@@ -18,7 +18,7 @@ from app_pages.common import (
     transaction,
 )
 from app_pages.text import plain
-from labeltool import eyeball, report, report_cache, review_queue, signals, splits
+from labeltool import agreement, eyeball, report, report_cache, review_queue, signals, splits
 from labeltool.categories import list_categories, update_category
 from labeltool.export import FIXED_COLUMNS, corrections_table, long_table, to_csv, wide_table
 from labeltool.models import Project, confusion_pair_name
@@ -466,6 +466,59 @@ else:
             ["precision", "recall"],
         ),
         key="suggester_quality",
+        hide_index=True,
+    )
+
+# --- do reviewers agree? ----------------------------------------------------------------------
+st.subheader("Do reviewers agree?")
+with transaction() as session:
+    # Kept per data version like the table above: a tag or a review gives a new one.
+    agreeing = report_cache.kept(
+        session,
+        project_id=project.id,
+        key=("agreement", run_id),
+        compute=lambda: agreement.to_frame(
+            agreement.agreement(session, project_id=project.id, run_id=run_id)
+        ),
+    )
+    no_agreement = (
+        report_cache.kept(
+            session,
+            project_id=project.id,
+            key=("agreement_empty", run_id),
+            compute=lambda: agreement.why_empty(session, project_id=project.id, run_id=run_id),
+        )
+        if agreeing.empty
+        else None
+    )
+if no_agreement is not None:
+    st.caption(no_agreement)
+else:
+    st.caption(
+        "On the errors two or more reviewers reviewed, whether they put them in the same "
+        "categories: Cohen's kappa for two reviewers, Krippendorff's alpha for more; 1 is "
+        "perfect agreement, 0 no better than chance. A reviewer's review before a category was "
+        "added says nothing about it. Intervals are 95% (bootstrap over the errors); the "
+        "reading is Landis & Koch's. Low agreement means the category needs a sharper "
+        "description before its share can be trusted."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "category": agreeing["category"],
+                "errors": agreeing["examples"],
+                "reviewers": agreeing["reviewers"],
+                "statistic": agreeing["statistic"],
+                "agreement": agreeing["coefficient"],
+                "95% interval": [
+                    "–" if pd.isna(low) else f"{low:.2f} to {high:.2f}"
+                    for low, high in zip(agreeing["ci_low"], agreeing["ci_high"], strict=True)
+                ],
+                "reading": agreeing["reading"].fillna(agreeing["reason"]),
+            }
+        ),
+        column_config={"agreement": st.column_config.NumberColumn(format="%.2f")},
+        key="reviewer_agreement",
         hide_index=True,
     )
 
