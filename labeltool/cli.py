@@ -706,6 +706,44 @@ def _iso(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
+@cli.command("agreement")
+@click.option("--project", required=True, help="Project name.")
+@click.option("--run", "run_name", help="The run [default: the project's latest run].")
+@_format_option(
+    "table: one line a category; csv and json: category, examples, reviewers, yes, ratings, "
+    "statistic, coefficient, ci_low, ci_high, observed_agreement, chance_agreement, reading, "
+    "reason."
+)
+@click.pass_obj
+def agreement_command(state: _State, project: str, run_name: str | None, output_format) -> None:
+    """Do reviewers agree? For each category, over the errors two or more reviewers reviewed:
+    Cohen's kappa (two reviewers) or Krippendorff's alpha (more), with a 95% bootstrap
+    interval and its Landis & Koch reading. Worst agreement first."""
+    from labeltool.agreement import agreement, to_frame, why_empty
+    from labeltool.projects import get_project
+    from labeltool.runs import get_run
+
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        run = get_run(session, project_id=project_id, name=run_name)
+        rows = agreement(session, project_id=project_id, run_id=run.id)
+        empty = why_empty(session, project_id=project_id, run_id=run.id) if not rows else ""
+    if output_format == "table" and not rows:
+        click.echo(empty)
+        return
+    _print_table(to_frame(rows), output_format, _agreement_line)
+
+
+def _agreement_line(row) -> str:
+    if row.coefficient is None or row.coefficient != row.coefficient:  # None or NaN
+        return f"{row.category:<24} {row.examples:>6,} errors  {row.reason}"
+    return (
+        f"{row.category:<24} {row.examples:>6,} errors  {row.reviewers} reviewers  "
+        f"{row.statistic} {row.coefficient:5.2f} (95% {row.ci_low:.2f} to {row.ci_high:.2f}, "
+        f"{row.reading})"
+    )
+
+
 @cli.command("similar")
 @click.option("--project", required=True, help="Project name.")
 @click.option("--run", "run_name", help="The run [default: the project's latest run].")
