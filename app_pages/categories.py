@@ -1,5 +1,9 @@
 """Categories: add, rename, recolour, re-key and archive error categories, even mid-review,
-and turn frequent confusion pairs into categories with one click."""
+and turn frequent confusion pairs into categories with one click.
+
+Once the project has members, only its leads may change its categories (labeltool.roles): the
+core refuses anyone else, and the refusal shows here as an error naming the role needed.
+"""
 
 import pandas as pd
 import streamlit as st
@@ -61,6 +65,7 @@ def _add(session) -> None:
         colour=st.session_state["new_colour"],
         marks_incorrect_label=st.session_state["new_label"] or None,
         scope=SCOPES[st.session_state["new_scope"]],
+        user=reviewer() or None,
     )
 
 
@@ -109,7 +114,7 @@ def _archive_message(name: str, key: str | None) -> str:
 
 def _archive(session) -> None:
     category = next(c for c in categories if c.name == st.session_state["archive_choice"])
-    update_category(session, category_id=category.id, archived=True)
+    update_category(session, category_id=category.id, archived=True, user=reviewer() or None)
     st.session_state["archive_choice"] = None  # it is no longer one of the choices
     flash("success", _archive_message(category.name, category.shortcut))
 
@@ -132,6 +137,7 @@ def _apply_edits(session) -> None:
             archived=change.get("archived"),
             marks_incorrect_label=change.get("incorrect label"),
             scope=change.get("scope"),
+            user=reviewer() or None,
         )
         if after.archived and not before.archived:
             messages.append(_archive_message(after.name, before.shortcut))

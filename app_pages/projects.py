@@ -1,7 +1,10 @@
-"""Projects: each project's dev error at a glance, and importing a predictions file.
+"""Projects: each project's dev error at a glance, importing a predictions file, who may do
+what in a project (its members), and deleting one.
 
 The page reads files of this machine only inside the operator's import folder
-($LABELTOOL_IMPORT_ROOT, see labeltool.import_folder); without one it imports nothing.
+($LABELTOOL_IMPORT_ROOT, see labeltool.import_folder); without one it imports nothing. The
+reviewer of the sidebar acts: once a project has members, importing into it, deleting it and
+assigning roles need its lead (labeltool.roles), and a refusal says so.
 """
 
 import tempfile
@@ -11,13 +14,22 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import SELECT_PROJECT_KEY, database, show_flash, transaction
+from app_pages.common import (
+    SELECT_PROJECT_KEY,
+    action,
+    database,
+    flash,
+    reviewer,
+    show_flash,
+    transaction,
+)
 from app_pages.text import plain
 from labeltool.config import IMPORT_ROOT_ENV_VAR, database_file, import_root
 from labeltool.errors import LabeltoolError
 from labeltool.import_folder import images_folder, predictions_file
 from labeltool.importing import import_predictions
-from labeltool.projects import delete_project, dev_error_rate, list_projects
+from labeltool.projects import delete_project, dev_error_rate, get_project, list_projects
+from labeltool.roles import Role, members, remove_member, set_role
 
 #: The image checks the importer offers, as the page words them.
 CHECK_CHOICES = {"exists": "File exists", "open": "Opens as an image", "none": "Don't check"}
@@ -147,6 +159,7 @@ else:
                         images_root=images,
                         check_images=check or "exists",
                         progress=import_progress(bar),
+                        user=reviewer() or None,
                     )
             bar.empty()
             st.session_state[SELECT_PROJECT_KEY] = summary.project
@@ -155,7 +168,72 @@ else:
         except LabeltoolError as exc:
             st.error(plain(str(exc)))
 
+
+def _set_member_role(session) -> None:
+    project_id = get_project(session, st.session_state["members_project"]).id
+    member = set_role(
+        session,
+        project_id=project_id,
+        user=st.session_state["member_user"],
+        role=st.session_state["member_role"],
+        by=reviewer() or None,
+    )
+    flash(
+        "success",
+        f"{member.user} is now a {member.role} of '{st.session_state['members_project']}'",
+    )
+
+
+def _remove_member(session) -> None:
+    name = st.session_state["members_project"]
+    user = st.session_state["member_user"]
+    remove_member(
+        session, project_id=get_project(session, name).id, user=user, by=reviewer() or None
+    )
+    flash("success", f"{' '.join(user.split())} is no longer a member of '{name}'")
+
+
 if rows:
+    with st.expander("Members"):
+        st.caption(
+            "A **lead** changes the categories, their effort, the eyeball share and the runs, "
+            "deletes the project and gives roles; a **reviewer** tags, comments and corrects "
+            "labels; a **viewer** reads the report and exports. A project without members is "
+            "open to anyone; its first member is its lead. You act as the Reviewer of the sidebar."
+        )
+        chosen = st.selectbox("Project", [r["project"] for r in rows], key="members_project")
+        with transaction() as session:
+            found = members(session, project_id=get_project(session, chosen).id)
+        if found:
+            st.dataframe(
+                pd.DataFrame(
+                    [{"user": m.user, "role": m.role.value, "added": m.added_at} for m in found]
+                ),
+                hide_index=True,
+                key="members_table",
+            )
+        else:
+            st.info(f"'{plain(chosen)}' has no members: anyone may do anything in it.")
+        left, middle = st.columns(2)
+        left.text_input("Name", key="member_user", placeholder="the name they review under")
+        middle.selectbox("Role", [role.value for role in reversed(Role)], key="member_role")
+        named = bool(st.session_state.get("member_user", "").strip())
+        buttons = st.columns(2)
+        buttons[0].button(
+            "Set role",
+            key="member_set",
+            disabled=not named,
+            on_click=action,
+            args=(_set_member_role,),
+        )
+        buttons[1].button(
+            "Remove",
+            key="member_remove",
+            disabled=not named,
+            on_click=action,
+            args=(_remove_member,),
+        )
+
     with st.expander("Delete a project"):
         st.caption(
             "Deletes the project's examples, categories, tags and reviews. Export the wide "
@@ -166,7 +244,7 @@ if rows:
         if st.button("Delete project", key="delete_project", disabled=typed != doomed):
             try:
                 with transaction() as session:
-                    held = delete_project(session, doomed)
+                    held = delete_project(session, doomed, user=reviewer() or None)
             except LabeltoolError as exc:
                 st.error(plain(str(exc)))
             else:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from labeltool.errors import DuplicateCategory, InvalidInput, UnknownCategory
 from labeltool.limits import MAX_CATEGORY_NAME, check_name, control_character, shown
 from labeltool.models import Category, Example, Project, ReviewState, Run, Scope, Tag
+from labeltool.roles import Role, require
 from labeltool.tables import Problems, read_table
 
 #: Tableau 10: distinct, colour-blind-friendlier defaults, handed out in order.
@@ -86,13 +87,18 @@ def create_category(
     marks_incorrect_label: bool | None = None,
     mark_rereview: bool = True,
     scope: str | None = None,
+    user: str | None = None,
 ) -> Category:
     """Add a category; mark the project's reviewed examples "needs re-review" (see module doc).
 
     `scope` ("image" or "error", labeltool.models.Scope) says whether its tags carry over to a
     new run; by default a confusion pair's name ("dog-as-cat" over the project's classes) is
     an error category and anything else an image category.
+
+    `user` acts: once the project has members, only a lead may add a category
+    (labeltool.roles).
     """
+    require(session, project_id=project_id, user=user, needs=Role.LEAD, action="adding a category")
     name = _clean_name(name)
     scope = _check_scope(scope) if scope is not None else _default_scope(session, project_id, name)
     existing = list_categories(session, project_id=project_id, include_archived=True)
@@ -158,16 +164,27 @@ def update_category(
     clear_effort: bool = False,
     marks_incorrect_label: bool | None = None,
     scope: str | None = None,
+    user: str | None = None,
 ) -> Category:
     """Change any of a category's settings; None leaves a setting as it is.
 
     A category's scope can change while the project has one run or the category has no tags;
     once both hold, changing it would leave the tags made so far carried (or kept to their
     run) by the old rule and later ones by the new, so it is refused.
+
+    `user` acts: once the project has members, only a lead may change a category, its
+    effort included (labeltool.roles).
     """
     category = session.get(Category, category_id)
     if category is None:
         raise UnknownCategory(f"no category with id {category_id}")
+    require(
+        session,
+        project_id=category.project_id,
+        user=user,
+        needs=Role.LEAD,
+        action=_change_named(archived=archived, effort=effort, clear_effort=clear_effort),
+    )
     others = [
         c
         for c in list_categories(session, project_id=category.project_id, include_archived=True)
@@ -204,15 +221,17 @@ def mark_reviewed_for_rereview(session: Session, *, project_id: int) -> int:
 
 
 def load_categories_file(
-    session: Session, path: str | os.PathLike[str], *, project_id: int
+    session: Session, path: str | os.PathLike[str], *, project_id: int, user: str | None = None
 ) -> list[Category]:
     """Create the categories listed in a CSV (`name[,description,shortcut,colour,scope]`) if
     missing. `scope` is image or error (empty: create_category's default).
 
     Categories that already exist are left as they are, so loading the file is idempotent.
     Every row is checked before the first category is created; the earliest problem is
-    raised, with how many more rows have it in the same column.
+    raised, with how many more rows have it in the same column. `user` acts: once the
+    project has members, only a lead may add categories (labeltool.roles).
     """
+    require(session, project_id=project_id, user=user, needs=Role.LEAD, action="adding categories")
     path = Path(path)
     file = path.name
     table = read_table(path)
@@ -278,6 +297,7 @@ def load_categories_file(
                     shortcut=shortcut,
                     colour=colour,
                     scope=scope,
+                    user=user,
                 )
             )
         except (InvalidInput, DuplicateCategory) as exc:
@@ -324,6 +344,15 @@ def _file_shortcut(problems: Problems, raw: str, *, row: int) -> str | None:
         problems.add(exc.reason, row=row, column="shortcut", check=kind)
         return None
     return shortcut
+
+
+def _change_named(*, archived: bool | None, effort: float | None, clear_effort: bool) -> str:
+    """What update_category is asked to do, as a refusal names it."""
+    if archived:
+        return "archiving a category"
+    if effort is not None or clear_effort:
+        return "setting a category's effort"
+    return "changing a category"
 
 
 def _check_scope(scope: str) -> str:

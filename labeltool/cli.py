@@ -2,7 +2,9 @@
 
 Every subcommand opens the database given by `--db` (or $LABELTOOL_DB), applies pending
 migrations, runs one transaction, and prints one line. User errors print one clear line on
-stderr and exit 1, with no traceback.
+stderr and exit 1, with no traceback. Commands act as the user named by `--as` (or
+$LABELTOOL_USER): once a project has members, their roles say what that user may do in it
+(labeltool.roles), exactly as on the pages.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from labeltool import __version__
 from labeltool.config import APP_PATH, DB_ENV_VAR, SPLITS, database_url
 from labeltool.db import Database
 from labeltool.errors import LabeltoolError
+from labeltool.roles import USER_ENV_VAR, Role
 
 
 @dataclass
 class _State:
     url: str
+    #: The user commands act as (--as or $LABELTOOL_USER), or None.
+    user: str | None = None
     _db: Database | None = field(default=None, repr=False)
 
     def database(self) -> Database:
@@ -65,12 +70,20 @@ class _Group(click.Group):
     help="SQLAlchemy database URL [env: LABELTOOL_DB; default: sqlite:///labeltool.db]. "
     "Teams use postgresql+psycopg://user@host/dbname.",
 )
+@click.option(
+    "--as",
+    "acting_user",
+    metavar="NAME",
+    envvar=USER_ENV_VAR,
+    help=f"Act as this user [env: {USER_ENV_VAR}]. Once a project has members (`labeltool "
+    "members`), NAME's role in it says what the commands may change there.",
+)
 @click.version_option(__version__, prog_name="labeltool")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None) -> None:
+def cli(ctx: click.Context, db: str | None, acting_user: str | None) -> None:
     """Error analysis for image classifiers: tag misclassified dev examples with error
     categories and rank the categories by how much fixing each could lower the dev error."""
-    ctx.obj = _State(url=database_url(db))
+    ctx.obj = _State(url=database_url(db), user=" ".join((acting_user or "").split()) or None)
 
 
 def _format_option(help: str):
@@ -206,13 +219,16 @@ def import_command(
             target_category=target_category,
             allow_different_examples=allow_different_examples,
             embeddings_file=embeddings_file,
+            user=state.user,
         )
         created = []
         if categories_file is not None:
             from labeltool.projects import get_project
 
             project_id = get_project(session, project).id
-            created = load_categories_file(session, categories_file, project_id=project_id)
+            created = load_categories_file(
+                session, categories_file, project_id=project_id, user=state.user
+            )
     click.echo(str(summary))
     if created:
         click.echo(f"categories added: {', '.join(c.name for c in created)}")
@@ -378,6 +394,7 @@ def predict_command(
                 images_root=written.images_root,
                 class_names=written.class_names,
                 progress=progress,
+                user=state.user,
             )
         click.echo(str(summary))
 
@@ -412,8 +429,65 @@ def delete_project_command(state: _State, name: str) -> None:
     from labeltool.projects import delete_project
 
     with state.database().begin() as session:
-        held = delete_project(session, name)
+        held = delete_project(session, name, user=state.user)
     click.echo(f"deleted project '{name}' ({held.dev_examples} dev examples)")
+
+
+@cli.command("members")
+@click.option("--project", required=True, help="Project name.")
+@click.pass_obj
+def members_command(state: _State, project: str) -> None:
+    """List a project's members and their roles: lead, reviewer or viewer.
+
+    A lead changes the taxonomy, effort, eyeball share and runs, deletes the project and
+    assigns roles; a reviewer tags, comments and corrects labels; a viewer reads the report and
+    exports. A project without members is open: anyone may do anything in it.
+    """
+    from labeltool.projects import get_project
+    from labeltool.roles import members
+
+    with state.database().begin() as session:
+        found = members(session, project_id=get_project(session, project).id)
+    if not found:
+        click.echo(
+            f"project '{project}' has no members: anyone may do anything in it (make someone "
+            f"its lead: labeltool member --project {project} NAME --role lead)"
+        )
+    for member in found:
+        click.echo(f"{member.user}\t{member.role}")
+
+
+@cli.command("member")
+@click.argument("user")
+@click.option("--project", required=True, help="Project name.")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    help="The role to give USER (the first member of a project is its lead).",
+)
+@click.option("--remove", is_flag=True, help="Take USER out of the project's members.")
+@click.pass_obj
+def member_command(state: _State, user: str, project: str, role: str | None, remove: bool) -> None:
+    """Give USER a role in a project, or remove them; only a lead may, acting with --as.
+
+    The first member of a project is its lead, and the last lead cannot step down or be
+    removed.
+    """
+    from labeltool.projects import get_project
+    from labeltool.roles import remove_member, set_role
+
+    if (role is None) == (not remove):
+        raise click.UsageError("give --role or --remove (one of them)")
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        if remove:
+            remove_member(session, project_id=project_id, user=user, by=state.user)
+        else:
+            member = set_role(session, project_id=project_id, user=user, role=role, by=state.user)
+    if remove:
+        click.echo(f"{' '.join(user.split())} is no longer a member of '{project}'")
+    else:
+        click.echo(f"{member.user} is now a {member.role} of '{project}'")
 
 
 @cli.command("serve")
@@ -1021,7 +1095,10 @@ def eyeball_command(state: _State, project: str, share: float | None, off: bool)
         project_id = get_project(session, project).id
         if share is not None or off:
             eyeball.set_eyeball_fraction(
-                session, project_id=project_id, fraction=None if off else share / 100
+                session,
+                project_id=project_id,
+                fraction=None if off else share / 100,
+                user=state.user,
             )
         split = eyeball.eyeball_split(session, project_id=project_id)
     if split.fraction is None:

@@ -69,3 +69,8 @@ class DuplicateCategory(LabeltoolError):
 
 class ModelLoadError(LabeltoolError):
     """A model file could not be loaded safely (wrong format, unknown architecture)."""
+
+
+class Forbidden(LabeltoolError):
+    """The acting user's role in the project does not allow the action (labeltool.roles); the
+    message names the role the action needs and the role the user has."""

@@ -20,6 +20,7 @@ from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.models import Example, Project
 from labeltool.report_cache import keep
+from labeltool.roles import Role, require
 from labeltool.runs import in_run
 
 #: shuffle_key is uniform on [0, 2**63).
@@ -87,11 +88,23 @@ def in_eyeball(project_id: int) -> ColumnElement[bool]:
     )
 
 
-def set_eyeball_fraction(session: Session, *, project_id: int, fraction: float | None) -> None:
-    """Keep `fraction` of the dev set as the eyeball part (None: review the whole dev set)."""
+def set_eyeball_fraction(
+    session: Session, *, project_id: int, fraction: float | None, user: str | None = None
+) -> None:
+    """Keep `fraction` of the dev set as the eyeball part (None: review the whole dev set).
+
+    `user` acts: once the project has members, only a lead may set it (labeltool.roles).
+    """
     project = session.get(Project, project_id)
     if project is None:
         raise UnknownProject(str(project_id))
+    require(
+        session,
+        project_id=project_id,
+        user=user,
+        needs=Role.LEAD,
+        action="setting the eyeball share",
+    )
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise InvalidInput("the eyeball share must be more than 0% and at most 100%")
     project.eyeball_fraction = None if fraction in (None, 1.0) else float(fraction)

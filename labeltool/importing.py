@@ -45,6 +45,7 @@ from labeltool.limits import (
 )
 from labeltool.models import REVIEWED_STATES, Example, Project, ReviewState, utcnow
 from labeltool.projects import dev_error_rate
+from labeltool.roles import Role, require
 from labeltool.runs import FIRST_RUN, carry_over, create_run, find_run
 from labeltool.storage import CHECK_DEPTHS, ImageProblem, ImagesRoot
 from labeltool.tables import CHUNK_ROWS, Problems, Table
@@ -156,6 +157,7 @@ def import_predictions(
     allow_different_examples: bool = False,
     chunk_rows: int = CHUNK_ROWS,
     embeddings_file: str | os.PathLike[str] | None = None,
+    user: str | None = None,
 ) -> ImportSummary:
     """Read `path` in chunks, check every row, and create or update `project`'s run from it.
 
@@ -184,10 +186,16 @@ def import_predictions(
 
     `progress(rows done, rows expected)` is called after each chunk; the expected count is
     an estimate from the bytes read until the file's end.
+
+    `user` acts: once an existing project has members, only a lead may import a run into it
+    (labeltool.roles); a new project is open.
     """
     path = Path(path)
     depth = check_depth(check_images)
     check_text(project, what="a project name", limit=MAX_PROJECT_NAME)
+    existing = session.scalar(select(Project.id).where(Project.name == project))
+    if existing is not None:
+        require(session, project_id=existing, user=user, needs=Role.LEAD, action="importing a run")
     explicit = [
         check_text(c, what="a class name", limit=MAX_LABEL, file=path.name)
         for c in class_names or ()

@@ -33,6 +33,7 @@ from labeltool.models import (
     utcnow,
 )
 from labeltool.review_queue import QueueFilter, queue_conditions
+from labeltool.roles import Role, require
 from labeltool.runs import in_run
 from labeltool.signals import category_for_kind
 
@@ -183,7 +184,12 @@ def dismiss_suggestions(
     has no signal of is refused (InvalidInput), and then nothing is dismissed.
     """
     reviewer = _reviewer(reviewer)
-    _example(session, example_pk)
+    _may_review(
+        session,
+        _example(session, example_pk).project_id,
+        reviewer,
+        action="dismissing a suggestion",
+    )
     kinds = list(dict.fromkeys(kinds))
     if not kinds:
         raise InvalidInput("name the suggestions to dismiss")
@@ -240,6 +246,7 @@ def toggle_tag(session: Session, *, example_pk: int, category_id: int, reviewer:
     """
     reviewer = _reviewer(reviewer)
     category = _check_same_project(session, example_pk, category_id)
+    _may_review(session, category.project_id, reviewer)
     removed = session.execute(
         delete(Tag).where(
             Tag.example_pk == example_pk, Tag.category_id == category_id, Tag.reviewer == reviewer
@@ -274,7 +281,13 @@ def set_tag(
     and an image-scope category's tag is put on (or taken off) the same examples in the
     project's other runs too (they are the same images). New tags record whether they come
     from an accepted suggestion (`suggested`); a tag already there is left as it is.
+
+    Once the project has members, `reviewer` must be one of its reviewers or leads
+    (labeltool.roles), as for every labeling function that records a reviewer's work.
     """
+    category = session.get(Category, category_id)
+    if category is not None:  # else _set_tag says the category is unknown
+        _may_review(session, category.project_id, _reviewer(reviewer))
     changed = _set_tag(
         session,
         example_pks=example_pks,
@@ -283,7 +296,6 @@ def set_tag(
         tagged=tagged,
         suggested=suggested,
     )
-    category = session.get(Category, category_id)
     tag_in_other_runs(
         session,
         category,
@@ -354,14 +366,23 @@ def _set_tag(
     return len(new)
 
 
-def set_comment(session: Session, *, example_pk: int, comment: str) -> None:
-    """Save the example's comment."""
-    _example(session, example_pk).comment = comment.strip()
-
-
-def set_corrected_label(session: Session, *, example_pk: int, corrected_label: str | None) -> None:
-    """Save (or clear, with None) the right label of an incorrectly labeled example."""
+def set_comment(
+    session: Session, *, example_pk: int, comment: str, user: str | None = None
+) -> None:
+    """Save the example's comment, written by `user` (a reviewer or lead once the project
+    has members)."""
     example = _example(session, example_pk)
+    _may_review(session, example.project_id, user, action="commenting")
+    example.comment = comment.strip()
+
+
+def set_corrected_label(
+    session: Session, *, example_pk: int, corrected_label: str | None, user: str | None = None
+) -> None:
+    """Save (or clear, with None) the right label of an incorrectly labeled example, as
+    `user` (a reviewer or lead once the project has members)."""
+    example = _example(session, example_pk)
+    _may_review(session, example.project_id, user, action="correcting a label")
     if corrected_label:
         classes = session.scalar(
             select(Project.class_names).where(Project.id == example.project_id)
@@ -402,6 +423,8 @@ def mark_reviewed(
     if len(examples) != len(pks):
         missing = sorted(set(pks) - {e.id for e in examples})
         raise UnknownExample(f"no example with id {missing[0]} in this project")
+    for project in {e.project_id for e in examples}:
+        _may_review(session, project, reviewer, action="marking examples reviewed")
     not_errors = [e for e in examples if not e.is_error or e.split != DEFAULT_SPLIT]
     if not_errors:
         raise InvalidInput(
@@ -432,9 +455,11 @@ def mark_reviewed(
     session.flush()
 
 
-def skip_example(session: Session, *, example_pk: int) -> None:
-    """Put the example aside as "skipped" (it does not count as reviewed)."""
+def skip_example(session: Session, *, example_pk: int, user: str | None = None) -> None:
+    """Put the example aside as "skipped" (it does not count as reviewed), as `user` (a
+    reviewer or lead once the project has members)."""
     example = _example(session, example_pk)
+    _may_review(session, example.project_id, user, action="skipping an example")
     if example.review_state == ReviewState.UNREVIEWED.value:
         example.review_state = ReviewState.SKIPPED.value
 
@@ -453,7 +478,15 @@ def category_from_confusion_pair(
 
     Returns the category and how many errors were newly tagged. Reviewed examples need no
     re-review: membership in a pair is a fact, so every example of the pair is tagged now.
+    Once the project has members, only a lead may (it changes the taxonomy).
     """
+    require(
+        session,
+        project_id=project_id,
+        user=_reviewer(reviewer),
+        needs=Role.LEAD,
+        action="making a confusion pair a category",
+    )
     name = confusion_pair_name(label, prediction)
     category = session.scalar(
         select(Category).where(
@@ -467,6 +500,7 @@ def category_from_confusion_pair(
             name=name,
             description=f"true label {label}, predicted {prediction}",
             mark_rereview=False,
+            user=reviewer,
         )
     elif category.archived:
         category.archived = False
@@ -546,6 +580,13 @@ def _check_same_project(session: Session, example_pk: int, category_id: int) -> 
     if category is None or category.project_id != example.project_id:
         raise UnknownCategory(f"no category with id {category_id} in this project")
     return category
+
+
+def _may_review(
+    session: Session, project_id: int, user: str | None, *, action: str = "tagging"
+) -> None:
+    """Forbidden unless `user` may do a reviewer's work in the project (labeltool.roles)."""
+    require(session, project_id=project_id, user=user, needs=Role.REVIEWER, action=action)
 
 
 def _reviewer(reviewer: str) -> str:

@@ -5,7 +5,8 @@ over it (a new model version is a new run). Every example of a run is stored, th
 classified ones too, so the dev error rate is known. Reviewers tag the
 misclassified dev examples with error *categories*; a *tag* is example x category x
 reviewer, so two reviewers can tag the same example independently. A *review* records
-that a reviewer finished looking at an example.
+that a reviewer finished looking at an example. A project's *members* (labeltool.roles) say
+who may do what in it.
 """
 
 from __future__ import annotations
@@ -402,6 +403,25 @@ class Dismissal(Base):
     kind: Mapped[str] = mapped_column(String(32))
     reviewer: Mapped[str] = mapped_column(String(100))
     dismissed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProjectMember(Base):
+    """User `user` has `role` in project `project_id`: lead, reviewer or viewer
+    (labeltool.roles says what each may do). A project without members is open to anyone."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (
+        UniqueConstraint("project_id", "user"),
+        CheckConstraint("role IN ('lead', 'reviewer', 'viewer')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    #: The name the user acts as: the Reviewer name on the pages, --as on the command line.
+    user: Mapped[str] = mapped_column(String(100))
+    #: A labeltool.roles.Role value.
+    role: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 def confusion_pair_name(label: str, prediction: str) -> str:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import UnknownProject
 from labeltool.models import Example, Project
+from labeltool.roles import Role, require
 from labeltool.runs import DevErrorRate, in_run  # DevErrorRate: a run's fact, kept here too
 
 
@@ -24,12 +25,14 @@ def get_project(session: Session, name: str) -> Project:
     return project
 
 
-def delete_project(session: Session, name: str) -> DevErrorRate:
+def delete_project(session: Session, name: str, *, user: str | None = None) -> DevErrorRate:
     """Delete the project called `name` with its examples, categories, tags and reviews.
 
+    `user` acts: once the project has members, only a lead may delete it (labeltool.roles).
     Returns what it held, so the caller can say what was removed.
     """
     project = get_project(session, name)
+    require(session, project_id=project.id, user=user, needs=Role.LEAD, action="deleting a project")
     held = dev_error_rate(session, project_id=project.id)
     # The foreign keys cascade (ON DELETE CASCADE) on SQLite and PostgreSQL alike.
     session.execute(delete(Project).where(Project.id == project.id))

@@ -298,15 +298,18 @@ def _apply(session: Session, project_id: int, action: ReviewAction, *, reached: 
             reached=reached,
         )
     elif action.kind is ActionKind.SKIP:
-        labeling.skip_example(session, example_pk=example.id)
+        labeling.skip_example(session, example_pk=example.id, user=action.reviewer)
     elif action.kind is ActionKind.COMMENT:
         text = action.text or ""
         if len(text) > MAX_COMMENT:
             raise InvalidInput(f"a comment has at most {MAX_COMMENT:,} characters")
-        labeling.set_comment(session, example_pk=example.id, comment=text)
+        labeling.set_comment(session, example_pk=example.id, comment=text, user=action.reviewer)
     elif action.kind is ActionKind.CORRECTED_LABEL:
         labeling.set_corrected_label(
-            session, example_pk=example.id, corrected_label=action.text or None
+            session,
+            example_pk=example.id,
+            corrected_label=action.text or None,
+            user=action.reviewer,
         )
     # SIMILAR saves nothing: it only had to name an example of this project (the page opens
     # the Gallery on it).

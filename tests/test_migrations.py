@@ -26,6 +26,7 @@ from labeltool.models import (
     Example,
     ImageMeasure,
     Project,
+    ProjectMember,
     Review,
     Run,
     Signal,
@@ -328,8 +329,9 @@ def _row_counts(engine: Engine) -> dict[str, int]:
 
 
 #: Tables a downgrade drops and the step back up cannot refill: derived data (recomputed by
-#: predict or analyze) and dismissed suggestions (lost, as 0011's downgrade says).
-RECOMPUTED = {"signals", "image_measures", "embeddings", "suggestion_dismissals"}
+#: predict or analyze), dismissed suggestions and project members (lost, as the downgrades of
+#: 0011 and 0012 say: below 0012 every project is open, and its lead assigns roles anew).
+RECOMPUTED = {"signals", "image_measures", "embeddings", "suggestion_dismissals", "project_members"}
 
 
 def _without(counts: dict[str, int], tables: set[str]) -> dict[str, int]:
@@ -402,6 +404,7 @@ def _add_reviewed_project(engine: Engine) -> None:
                 ),
                 Embedding(example_pk=examples[0].id, source="model", vector=b"\0" * 8),
                 Dismissal(example_pk=examples[1].id, kind="likely label error", reviewer="ann"),
+                ProjectMember(project_id=project.id, user="ann", role="lead"),
             ]
         )
 
