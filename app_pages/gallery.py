@@ -502,7 +502,9 @@ def _tag_cluster(
     if category_id is None:
         if not new_name.strip():
             raise InvalidInput("name the new category first")
-        category = create_category(session, project_id=project.id, name=new_name)
+        category = create_category(
+            session, project_id=project.id, name=new_name, user=reviewer or None
+        )
         category_id, name = category.id, category.name
     else:
         name = by_id[category_id].name

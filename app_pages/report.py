@@ -13,6 +13,7 @@ from app_pages.common import (
     action,
     database,
     require_project,
+    reviewer,
     run_caption,
     show_flash,
     transaction,
@@ -267,9 +268,13 @@ st.caption(
 def _save_effort(session, *, category_id: int, key: str) -> None:
     value = st.session_state.get(key)
     if value:
-        update_category(session, category_id=category_id, effort=float(value))
+        update_category(
+            session, category_id=category_id, effort=float(value), user=reviewer() or None
+        )
     else:
-        update_category(session, category_id=category_id, clear_effort=True)
+        update_category(
+            session, category_id=category_id, clear_effort=True, user=reviewer() or None
+        )
 
 
 live = [c for c in categories if not c.archived]
@@ -389,7 +394,10 @@ st.caption(
 def _save_eyeball_share(session) -> None:
     share = st.session_state["eyeball_share"]
     eyeball.set_eyeball_fraction(
-        session, project_id=project.id, fraction=None if share is None else share / 100
+        session,
+        project_id=project.id,
+        fraction=None if share is None else share / 100,
+        user=reviewer() or None,
     )
 
 

@@ -227,6 +227,7 @@ def _add_category(session) -> None:
         project_id=project.id,
         name=st.session_state["quick_name"],
         shortcut=st.session_state["quick_key"] or None,
+        user=reviewer() or None,
     )
 
 
