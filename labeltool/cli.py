@@ -1066,6 +1066,7 @@ def import_tags_command(
             reviewer=reviewer,
             targeted=targeted,
             run_id=get_run(session, project_id=project_id, name=run_name).id,
+            user=state.user,
         )
     click.echo(str(summary))
 

@@ -54,6 +54,7 @@ from labeltool.models import (
     Tag,
     utcnow,
 )
+from labeltool.roles import Role, require
 from labeltool.runs import in_run
 from labeltool.tables import Problems, read_table
 
@@ -126,6 +127,7 @@ def import_tags(
     reviewer: str | None = None,
     targeted: bool = False,
     run_id: int | None = None,
+    user: str | None = None,
 ) -> TagsImportSummary:
     """Import the wide table at `path` into run `run_id` of the project (the latest by
     default), all or nothing (see module doc). As on the review screen, image-category tags and
@@ -134,7 +136,11 @@ def import_tags(
     New reviews count as a random sample of the errors, unless `targeted` says the rows were
     picked (by filter, confidence or hand): then the report counts them but leaves them out of
     its estimate.
+
+    `user` acts: once the project has members, importing tags needs the reviewer role, and a
+    file that adds categories the lead role (labeltool.roles).
     """
+    require(session, project_id=project_id, user=user, needs=Role.REVIEWER, action="importing tags")
     path = Path(path)
     file = path.name
     project = session.get(Project, project_id)
@@ -177,7 +183,9 @@ def import_tags(
     # --- write ----------------------------------------------------------------------------
     added = []
     for name in new_names:
-        category = create_category(session, project_id=project_id, name=name, mark_rereview=False)
+        category = create_category(
+            session, project_id=project_id, name=name, mark_rereview=False, user=user
+        )
         existing[name.casefold()] = category
         added.append(category.name)
     summary = TagsImportSummary(

@@ -62,3 +62,44 @@ def test_the_eyeball_share_is_the_leads_to_set(
     with sqlite_db.begin() as session:
         share = session.scalar(select(Project.eyeball_fraction).where(Project.id == team))
     assert share == saved
+
+
+def _sheet(db: Database, project: int, tmp_path, extra: str = "") -> str:
+    """A wide sheet tagging the project's first error blurry (and `extra` if given)."""
+    from labeltool.models import Example
+
+    with db.begin() as session:
+        first = session.scalar(
+            select(Example.example_id)
+            .where(Example.project_id == project, Example.is_error)
+            .order_by(Example.example_id)
+        )
+    header = "example_id,blurry" + (f",{extra}" if extra else "")
+    row = f"{first},1" + (",1" if extra else "")
+    path = tmp_path / "sheet.csv"
+    path.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    return str(path)
+
+
+def test_import_tags_acts_as_the_cli_user(sqlite_db: Database, team: int, tmp_path) -> None:
+    """A reviewer may import tags for existing categories; a sheet that adds a category
+    needs the lead; without --as the command says who to act as."""
+    from click.testing import CliRunner
+
+    from labeltool.cli import cli
+
+    url = sqlite_db.engine.url.render_as_string(hide_password=False)
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--db", url, *args])
+
+    plain_sheet = _sheet(sqlite_db, team, tmp_path)
+    assert run("import-tags", plain_sheet, "--project", "run1").exit_code != 0
+    ok = run("--as", "bob", "import-tags", plain_sheet, "--project", "run1")
+    assert ok.exit_code == 0, ok.output
+
+    new_column = _sheet(sqlite_db, team, tmp_path, extra="foggy")
+    refused = run("--as", "bob", "import-tags", new_column, "--project", "run1")
+    assert refused.exit_code != 0
+    assert "needs the lead role" in refused.output
+    assert run("--as", "ann", "import-tags", new_column, "--project", "run1").exit_code == 0
