@@ -6,12 +6,21 @@ from $LABELTOOL_DB (set by `labeltool serve` / `make run`), migrated once per pr
 
 import streamlit as st
 
-from app_pages.common import database, sidebar_project_and_reviewer
+from app_pages.common import (
+    database,
+    needs_sign_in,
+    sidebar_project_and_reviewer,
+    sign_in_screen,
+)
 from app_pages.navigation import note_page
 
 st.set_page_config(page_title="labeltool: error analysis", page_icon="🔎", layout="wide")
 
 database()  # connect and migrate before any page runs (cached for the process)
+
+if needs_sign_in():  # sign-in is configured and nobody is signed in: that screen and no other
+    st.navigation([st.Page(sign_in_screen, title="Sign in", icon="🔐")], position="hidden").run()
+    st.stop()
 
 pages = [
     st.Page("app_pages/review.py", title="Review", icon="🏷️", default=True),

@@ -21,6 +21,11 @@ from labeltool.images import ImageUnavailable, display_png
 from labeltool.models import ReviewState
 from labeltool.review_queue import NO_CATEGORY, ORDERS, QueueFilter
 
+#: Said in the sidebar when sign-in is not configured (the reviewer name is whatever is typed).
+WITHOUT_SIGN_IN = "Running without sign-in: names are typed, not checked."
+#: The OpenID claims that name the signed-in reviewer, the first one present wins.
+IDENTITY_CLAIMS = ("email", "name", "sub")
+
 #: Session-state keys shared between pages.
 PROJECT_KEY = "project_name"
 #: The run the pages show (its name); the project's latest run when not chosen.
@@ -177,7 +182,12 @@ def sidebar_project_and_reviewer() -> None:
     if queried != st.session_state.get(PROJECT_KEY, queried):  # a link or a page chose another
         with transaction() as session:
             runs = _runs_of(session, st.session_state[PROJECT_KEY])
-    if not st.session_state.get(REVIEWER_KEY) and st.query_params.get("reviewer"):
+    signing_in = sign_in_configured()
+    if (
+        not signing_in
+        and not st.session_state.get(REVIEWER_KEY)
+        and st.query_params.get("reviewer")
+    ):
         st.session_state[REVIEWER_KEY] = st.query_params["reviewer"]
     with st.sidebar:
         if names:
@@ -189,12 +199,16 @@ def sidebar_project_and_reviewer() -> None:
             _run_picker([run for _project, run in runs])
         else:
             st.info("No project yet. Import predictions on the Projects page.")
-        st.text_input(
-            "Reviewer",
-            key=REVIEWER_KEY,
-            placeholder="your name",
-            help="Recorded on every tag you make. Remembered for this browser session.",
-        )
+        if signing_in:
+            _signed_in_as()
+        else:
+            st.text_input(
+                "Reviewer",
+                key=REVIEWER_KEY,
+                placeholder="your name",
+                help="Recorded on every tag you make. Remembered for this browser session.",
+            )
+            st.caption(WITHOUT_SIGN_IN)
 
 
 def current_project() -> ProjectInfo | None:
@@ -238,8 +252,41 @@ def require_project() -> ProjectInfo:
 
 
 def reviewer() -> str:
-    """The reviewer's name as typed in the sidebar ("" when not given yet)."""
+    """Who makes the tags: the signed-in identity when sign-in is configured, else the name
+    typed in the sidebar ("" when nobody is signed in or no name is given yet)."""
+    if sign_in_configured():
+        return signed_in_identity()
     return " ".join(str(st.session_state.get(REVIEWER_KEY, "")).split())
+
+
+def sign_in_configured() -> bool:
+    """Whether sign-in is on: Streamlit's secrets (.streamlit/secrets.toml) have an [auth]
+    section for st.login. No secrets file at all means no sign-in, never an error."""
+    return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+
+
+def signed_in_identity() -> str:
+    """The signed-in user's email (else their name, else the provider's subject id), or ""
+    when nobody is signed in."""
+    if not st.user.get("is_logged_in"):
+        return ""
+    for claim in IDENTITY_CLAIMS:
+        value = " ".join(str(st.user.get(claim) or "").split())
+        if value:
+            return value
+    return ""
+
+
+def needs_sign_in() -> bool:
+    """Whether this browser must sign in before it sees any page."""
+    return sign_in_configured() and not signed_in_identity()
+
+
+def sign_in_screen() -> None:
+    """The only screen shown when sign-in is configured and nobody is signed in."""
+    st.title("Sign in")
+    st.write("labeltool records who made every tag: sign in to review.")
+    st.button("Sign in", key="sign_in", type="primary", on_click=st.login)
 
 
 def image_png(images_root: str, image: str, min_side: int) -> bytes | str:
@@ -375,6 +422,12 @@ def run_caption(project: ProjectInfo, queue: QueueFilter | None = None) -> None:
             f"shown with run {plain(previous.name)}'s prediction.",
         }[queue.change]
     st.caption(text)
+
+
+def _signed_in_as() -> None:
+    """The sidebar's signed-in identity, with the button that signs out."""
+    st.text(f"Signed in as {signed_in_identity()}")  # st.text: the identity is never Markdown
+    st.button("Sign out", key="sign_out", on_click=st.logout)
 
 
 def _say_project_is_missing(name: str, *, instead: str | None) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import secrets as secrets_module
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -90,39 +92,73 @@ def chromium() -> Path:
 @pytest.fixture
 def app(chromium: Path, tmp_path: Path) -> Iterator[RunningApp]:
     """`labeltool serve` on a fresh SQLite file holding the sample project; stopped afterwards."""
-    if not (SAMPLE_DIR / "predictions.csv").exists():
-        pytest.fail("sample_data/predictions.csv is missing: run `make sample`")
     folder = tmp_path / "app"
     folder.mkdir()
-    db_url = f"sqlite:///{folder / 'e2e.db'}"
-    labeltool = [sys.executable, "-m", "labeltool", "--db", db_url]
-    imported = subprocess.run(
-        [
-            *labeltool,
-            "import",
-            str(SAMPLE_DIR / "predictions.csv"),
-            "--project",
-            PROJECT,
-            "--categories",
-            str(SAMPLE_DIR / "categories.csv"),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
-    if imported.returncode != 0:
-        pytest.fail(f"`labeltool import` of the sample failed:\n{imported.stderr}")
+    db_url = _sample_database(folder)
     with serve(db_url, folder) as running:
         yield running
 
 
-@contextlib.contextmanager
-def serve(db_url: str, folder: Path) -> Iterator[RunningApp]:
-    """`labeltool serve` on `db_url` at a free port (its log in `folder`); stopped afterwards."""
+@pytest.fixture
+def signed_in_app(chromium: Path, tmp_path: Path, oidc_provider: str) -> Iterator[RunningApp]:
+    """The `app` fixture with sign-in configured: its secrets.toml has an [auth] section
+    whose OpenID provider is `oidc_provider` (the mock on 127.0.0.1)."""
+    folder = tmp_path / "app"
+    folder.mkdir()
+    db_url = _sample_database(folder)
     port = _free_port()
+    secrets = folder / "secrets.toml"
+    secrets.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        f'cookie_secret = "{secrets_module.token_hex(32)}"\n'
+        'client_id = "labeltool"\n'
+        'client_secret = "labeltool-secret"\n'
+        f'server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"\n',
+        encoding="utf-8",
+    )
+    env = {
+        # Only this file: a developer's own ~/.streamlit/secrets.toml must not count.
+        "STREAMLIT_SECRETS_FILES": str(secrets),
+        # The server asks the provider for its keys and tokens directly, never through a proxy.
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
+    }
+    with serve(db_url, folder, port=port, env=env) as running:
+        yield running
+
+
+@pytest.fixture
+def oidc_provider() -> Iterator[str]:
+    """A mock OpenID provider (oidc-provider-mock) on 127.0.0.1; its URL, the issuer. Its
+    login form asks for the subject; claims for a subject are set with PUT /users/SUBJECT."""
+    import oidc_provider_mock
+    import werkzeug.serving
+
+    server = werkzeug.serving.make_server("127.0.0.1", 0, oidc_provider_mock.app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def serve(
+    db_url: str, folder: Path, *, port: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[RunningApp]:
+    """`labeltool serve` on `db_url` at `port` (a free one when not given; its log in
+    `folder`), with `env` added to its environment; stopped afterwards."""
+    port = port or _free_port()
     log = folder / "server.log"
-    # No file watcher: other files changing in the checkout must not prompt a rerun.
-    env = {**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+    env = {
+        **os.environ,
+        # No file watcher: other files changing in the checkout must not prompt a rerun.
+        "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
+        **(env or {}),
+    }
     labeltool = [sys.executable, "-m", "labeltool", "--db", db_url]
     with log.open("wb") as log_file:
         server = subprocess.Popen(
@@ -155,17 +191,17 @@ def page(
     browser: Browser, app: RunningApp, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Page]:
     """A fresh browser tab; on failure its screenshot is saved in the test's tmp dir."""
-    expect.set_options(timeout=PAGE_TIMEOUT_MS)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(PAGE_TIMEOUT_MS)
-    yield tab
-    call = request.node.stash.get(_REPORTS, {}).get("call")
-    if call is not None and call.failed:
-        screenshot = tmp_path / "failure.png"
-        tab.screenshot(path=screenshot, full_page=True)
-        print(f"screenshot of the failure: {screenshot}\n{app.describe()}")
-    context.close()
+    with _tab(browser, app, request, tmp_path) as tab:
+        yield tab
+
+
+@pytest.fixture
+def signed_in_page(
+    browser: Browser, signed_in_app: RunningApp, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Page]:
+    """The `page` fixture for `signed_in_app` (a fresh tab: nobody is signed in yet)."""
+    with _tab(browser, signed_in_app, request, tmp_path) as tab:
+        yield tab
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -177,6 +213,49 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+def _sample_database(folder: Path) -> str:
+    """A SQLite database in `folder` holding the sample project (imported with the CLI)."""
+    if not (SAMPLE_DIR / "predictions.csv").exists():
+        pytest.fail("sample_data/predictions.csv is missing: run `make sample`")
+    db_url = f"sqlite:///{folder / 'e2e.db'}"
+    labeltool = [sys.executable, "-m", "labeltool", "--db", db_url]
+    imported = subprocess.run(
+        [
+            *labeltool,
+            "import",
+            str(SAMPLE_DIR / "predictions.csv"),
+            "--project",
+            PROJECT,
+            "--categories",
+            str(SAMPLE_DIR / "categories.csv"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if imported.returncode != 0:
+        pytest.fail(f"`labeltool import` of the sample failed:\n{imported.stderr}")
+    return db_url
+
+
+@contextlib.contextmanager
+def _tab(
+    browser: Browser, app: RunningApp, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Page]:
+    """A tab in a fresh browser context; on failure its screenshot is saved in `tmp_path`."""
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(PAGE_TIMEOUT_MS)
+    yield tab
+    call = request.node.stash.get(_REPORTS, {}).get("call")
+    if call is not None and call.failed:
+        screenshot = tmp_path / "failure.png"
+        tab.screenshot(path=screenshot, full_page=True)
+        print(f"screenshot of the failure: {screenshot}\n{app.describe()}")
+    context.close()
 
 
 def _free_port() -> int:
