@@ -18,10 +18,6 @@ st.set_page_config(page_title="labeltool: error analysis", page_icon="🔎", lay
 
 database()  # connect and migrate before any page runs (cached for the process)
 
-if needs_sign_in():  # sign-in is configured and nobody is signed in: that screen and no other
-    st.navigation([st.Page(sign_in_screen, title="Sign in", icon="🔐")], position="hidden").run()
-    st.stop()
-
 pages = [
     st.Page("app_pages/review.py", title="Review", icon="🏷️", default=True),
     st.Page("app_pages/gallery.py", title="Gallery", icon="🖼️", url_path="gallery"),
@@ -30,7 +26,11 @@ pages = [
     st.Page("app_pages/compare.py", title="Compare runs", icon="⚖️", url_path="compare"),
     st.Page("app_pages/projects.py", title="Projects", icon="📁", url_path="projects"),
 ]
-page = st.navigation(pages)
+signed_out = needs_sign_in()  # sign-in is configured and nobody is signed in
+page = st.navigation(pages, position="hidden" if signed_out else "sidebar")
+if signed_out:  # the sign-in screen and nothing else, whichever page the URL names
+    sign_in_screen()
+    st.stop()
 note_page(page.url_path)
 sidebar_project_and_reviewer()
 page.run()

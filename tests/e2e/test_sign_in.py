@@ -30,8 +30,9 @@ def test_the_signed_in_identity_is_on_the_tag(
     page = signed_in_page
     _provider_knows(oidc_provider, EMAIL, {"email": EMAIL, "name": "Ann"})
 
-    page.goto(f"{signed_in_app.url}/?project={PROJECT}")
+    page.goto(f"{signed_in_app.url}/gallery?project={PROJECT}")  # any page: the same screen
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_text("Page not found")).to_have_count(0)
     expect(page.get_by_test_id("review-example-id")).to_have_count(0)
     page.get_by_role("button", name="Sign in").click()
 
