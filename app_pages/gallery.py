@@ -15,6 +15,7 @@ random queue keeps counting as random, so the report's estimate stays honest.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -32,6 +33,7 @@ from app_pages.common import (
     reviewer,
     run_caption,
     show_flash,
+    sign_in_configured,
     transaction,
 )
 from app_pages.text import plain
@@ -145,6 +147,8 @@ def _apply_new_actions() -> tuple[str, int] | None:
     client, actions = new_actions(GRID_KEY, acknowledged)
     if client is None or not actions:
         return None
+    if sign_in_configured():  # signed in, the session's identity is the only reviewer
+        actions = [dataclasses.replace(a, reviewer=reviewer()) for a in actions]
     done, to_open = [], None
     for act in actions:
         acknowledged[client] = act.seq

@@ -12,6 +12,8 @@ the keys; the image tools (zoom, brightness, contrast, auto-contrast, smooth or 
 have keys of their own that only change how the browser draws the image.
 """
 
+import dataclasses
+
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,6 +26,7 @@ from app_pages.common import (
     reviewer,
     run_caption,
     show_flash,
+    sign_in_configured,
     transaction,
 )
 from app_pages.navigation import arrived_on_page
@@ -77,6 +80,10 @@ if screen.client:
         actions = review_actions.parse_actions(screen.actions, after=acked.get(screen.client, 0))
     except InvalidInput as exc:
         actions, problem = [], str(exc)
+    if sign_in_configured():
+        # The browser names the reviewer on each action (a typed name may change between
+        # keys); signed in, the only reviewer this session can be is its identity.
+        actions = [dataclasses.replace(a, reviewer=who) for a in actions]
     if actions:
         try:
             with transaction() as session:

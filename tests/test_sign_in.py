@@ -142,3 +142,55 @@ def _screen_data(at: AppTest) -> dict:
     elements = [e for e in at.main if type(e).__name__ == "UnknownElement"]
     [screen] = [e.proto for e in elements if e.proto.component_name.endswith("review_screen")]
     return json.loads(screen.json)
+
+
+def test_signed_in_a_tampered_action_still_carries_the_identity(project: AppProject) -> None:
+    """The browser names the reviewer on each action; signed in, a name other than the
+    identity (a tampered page) is replaced by it, on the review screen and in the Gallery."""
+    at = _app(user={"is_logged_in": True, "email": "ann@example.org", "sub": "ann-1"})
+    data = _screen_data(at)
+    at.session_state[f"review_screen_{project.id}"] = {
+        "screen": {
+            "client": "tampered",
+            "epoch": data["epoch"],
+            "showing": data["anchor"],
+            "actions": [
+                {
+                    "seq": 1,
+                    "pk": data["anchor"],
+                    "kind": "tag",
+                    "category": project.blurry,
+                    "on": True,
+                    "reviewer": "mallory",
+                }
+            ],
+        }
+    }
+    at.run()
+
+    gallery = _app(
+        user={"is_logged_in": True, "email": "ann@example.org", "sub": "ann-1"},
+        page="app_pages/gallery.py",
+    )
+    other = next(pk for pk in project.queue() if pk != data["anchor"])
+    gallery.session_state["gallery_grid"] = {
+        "grid": {
+            "client": "tampered",
+            "actions": [
+                {
+                    "seq": 1,
+                    "kind": "tag",
+                    "pks": [other],
+                    "category": project.mislabeled,
+                    "reviewer": "mallory",
+                }
+            ],
+        }
+    }
+    gallery.run()
+
+    assert not at.exception and not gallery.exception
+    assert project.tags() == {
+        (data["anchor"], project.blurry, "ann@example.org"),
+        (other, project.mislabeled, "ann@example.org"),
+    }
