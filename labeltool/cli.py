@@ -234,7 +234,7 @@ def import_command(
         click.echo(f"categories added: {', '.join(c.name for c in created)}")
     if then_analyze:
         # Its own transactions: the import is committed whatever the analysis meets.
-        _analyze_run(db, project=project, run_name=summary.run, images=True)
+        _analyze_run(db, project=project, run_name=summary.run, images=True, user=state.user)
 
 
 @cli.command("embeddings")
@@ -259,7 +259,7 @@ def embeddings_command(state: _State, file: Path, project: str, run_name: str | 
 
     with state.database().begin() as session:
         run = get_run(session, project_id=get_project(session, project).id, name=run_name)
-        summary = import_file(session, file, run_id=run.id)
+        summary = import_file(session, file, run_id=run.id, user=state.user)
     click.echo(f"project '{project}', run '{run.name}': {summary}")
 
 
@@ -662,10 +662,16 @@ def analyze_command(state: _State, project: str, run_name: str | None, no_images
     signals are judged against the project's own images. Images measured once are kept, so
     running it again (after an interruption, or a new run) measures only new images.
     """
-    _analyze_run(state.database(), project=project, run_name=run_name, images=not no_images)
+    _analyze_run(
+        state.database(),
+        project=project,
+        run_name=run_name,
+        images=not no_images,
+        user=state.user,
+    )
 
 
-def _analyze_run(db, *, project: str, run_name: str | None, images: bool) -> None:
+def _analyze_run(db, *, project: str, run_name: str | None, images: bool, user: str | None) -> None:
     """`labeltool analyze`'s work: the signals, then (reading images) a pixel embedding for
     each dev error of a run that brought no model features, so "more like this" and the
     Gallery's clusters work on any project. Two transactions: the signals are kept even if
@@ -682,6 +688,7 @@ def _analyze_run(db, *, project: str, run_name: str | None, images: bool) -> Non
             run=run_name,
             images=images,
             progress=lambda _stage, done, total: bar(done, total),
+            user=user,
         )
     click.echo(str(summary))
     if not images:

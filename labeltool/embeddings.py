@@ -234,6 +234,7 @@ def import_file(
     *,
     run_id: int,
     row_order: Sequence[str] | None = None,
+    user: str | None = None,
 ) -> EmbeddingsSummary:
     """Store the model's embeddings a side file brings for the run's examples, all or nothing.
 
@@ -243,8 +244,21 @@ def import_file(
     They replace all the run's vectors. An id the run lacks, or one given twice, is refused
     naming the file and row; the run's examples the file leaves out have no vector, and the
     summary says how many do.
-    Nothing is unpickled: object arrays are refused.
+    Nothing is unpickled: object arrays are refused. `user` acts: once the project has
+    members, a run's embeddings are the lead's to change (labeltool.roles).
     """
+    from labeltool.models import Run
+    from labeltool.roles import Role, require
+
+    run = session.get(Run, run_id)
+    if run is not None:
+        require(
+            session,
+            project_id=run.project_id,
+            user=user,
+            needs=Role.LEAD,
+            action="importing a run's embeddings",
+        )
     path = Path(path)
     if not path.is_file():
         raise InvalidInput("file not found", file=str(path))

@@ -233,6 +233,7 @@ def import_predictions(
             target_category=target_category,
             allow_different_examples=allow_different_examples,
             embeddings_file=Path(embeddings_file) if embeddings_file is not None else None,
+            user=user,
         ).run()
 
 
@@ -922,8 +923,10 @@ class _Import:
         target_category: str | None,
         allow_different_examples: bool,
         embeddings_file: Path | None = None,
+        user: str | None = None,
     ) -> None:
         self.session, self.table, self.header = session, table, header
+        self.user = user
         self.root, self.depth = root, depth
         self.project_name, self.replace_classes = project, replace_classes
         self.progress = progress
@@ -1052,7 +1055,11 @@ class _Import:
         examples, so each id has its pk); returns how many examples got one."""
         if self.embeddings_file is not None:
             return embeddings.import_file(
-                self.session, self.embeddings_file, run_id=run_id, row_order=file_order
+                self.session,
+                self.embeddings_file,
+                run_id=run_id,
+                row_order=file_order,
+                user=self.user,
             ).stored
         if not vectors:
             return 0

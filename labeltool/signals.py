@@ -120,10 +120,15 @@ def analyze(
     run: str | None = None,
     images: bool = True,
     progress: Progress | None = None,
+    user: str | None = None,
 ) -> AnalysisSummary:
     """Compute and store the signals of the project's run called `run` (the latest without
     one), see the module doc; returns what was found. `images=False` skips the image
-    measures and near-duplicates (no image is read)."""
+    measures and near-duplicates (no image is read). `user` acts: once the project has
+    members, analysing a run is the lead's (labeltool.roles)."""
+    from labeltool.roles import Role, require
+
+    require(session, project_id=project_id, user=user, needs=Role.LEAD, action="analysing a run")
     project = session.get(Project, project_id)
     run = get_run(session, project_id=project_id, name=run)
     rows = session.execute(

@@ -103,3 +103,33 @@ def test_import_tags_acts_as_the_cli_user(sqlite_db: Database, team: int, tmp_pa
     assert refused.exit_code != 0
     assert "needs the lead role" in refused.output
     assert run("--as", "ann", "import-tags", new_column, "--project", "run1").exit_code == 0
+
+
+def test_analysing_a_run_and_its_embeddings_are_the_leads(
+    sqlite_db: Database, team: int, tmp_path
+) -> None:
+    """analyze and embeddings change a run: a reviewer is refused with the role it needs,
+    the lead may."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from labeltool.cli import cli
+    from labeltool.models import Example
+
+    url = sqlite_db.engine.url.render_as_string(hide_password=False)
+    with sqlite_db.begin() as session:
+        ids = list(session.scalars(select(Example.example_id).where(Example.project_id == team)))
+    side = tmp_path / "features.npz"
+    np.savez(side, example_id=np.array(ids), embeddings=np.ones((len(ids), 4), np.float32))
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--db", url, *args])
+
+    for command in (
+        ("analyze", "--project", "run1", "--no-images"),
+        ("embeddings", str(side), "--project", "run1"),
+    ):
+        refused = run("--as", "bob", *command)
+        assert refused.exit_code != 0 and "needs the lead role" in refused.output, command
+        allowed = run("--as", "ann", *command)
+        assert allowed.exit_code == 0, allowed.output
