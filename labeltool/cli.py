@@ -721,11 +721,9 @@ def suggest_command(
 ) -> None:
     """List the suggested categories of the run's dev errors (run `labeltool analyze` first):
     example_id, category, score, reason. Nothing is tagged."""
-    import json
 
     import pandas as pd
 
-    from labeltool.export import to_csv
     from labeltool.projects import get_project
     from labeltool.signals import suggester_quality, suggestions
 
@@ -762,11 +760,8 @@ def suggest_command(
                 [(s.example_id, s.category, round(s.score, 4), s.reason) for s in found],
                 columns=["example_id", "category", "score", "reason"],
             )
-    if output_format == "csv":
-        click.echo(to_csv(table), nl=False)
-    elif output_format == "json":
-        records = table.astype(object).where(table.notna(), None).to_dict("records")
-        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    if output_format != "table":
+        _print_table(table, output_format, None)
     elif quality:
         for q in rows:
             precision = f"{q.precision:.0%}" if q.precision is not None else "n/a"
@@ -850,13 +845,16 @@ def similar_command(
     from labeltool.labeling import example_views, find_example
     from labeltool.projects import get_project
     from labeltool.runs import get_run
-    from labeltool.similar import neighbours, space
+    from labeltool.similar import NoEmbedding, neighbours, space
 
     with state.database().begin() as session:
         project_id = get_project(session, project).id
         run = get_run(session, project_id=project_id, name=run_name)
         pk = find_example(session, project_id=project_id, example_id=example_id, run_id=run.id)
-        found = neighbours(space(session, run_id=run.id), pk, k=count)
+        try:
+            found = neighbours(space(session, run_id=run.id), pk, k=count)
+        except NoEmbedding as exc:
+            raise NoEmbedding(f"example '{example_id}' {exc}") from None
         views = {v.pk: v for v in example_views(session, pks=[n for n, _ in found])}
     table = pd.DataFrame(
         [

@@ -242,9 +242,10 @@ def neighbours(
     queue's filter matches). Raises NoEmbedding when `pk` has no vector in the space."""
     row = space.rows([pk])
     if not len(row):
+        # No pk in the text: callers know the user's example id and put it in front.
         raise NoEmbedding(
-            f"example {pk} has no embedding among this run's dev errors: "
-            "run `labeltool analyze` to make them"
+            "has no embedding among this run's dev errors (not a dev error, or its image "
+            "could not be read): run `labeltool analyze` to make them"
         )
     query = space.matrix[row[0]]
     chosen = np.ones(len(space), dtype=bool) if among is None else space.mask(among)

@@ -116,3 +116,20 @@ def test_clusters_list_every_untagged_error_once_largest_group_first(analysed, d
     table = CliRunner().invoke(cli, [*base, "clusters", "--project", "digits", "--clusters", "6"])
     assert table.output.splitlines()[0].startswith("cluster   1:")
     assert len(table.output.splitlines()) == 6
+
+
+def test_similar_names_the_example_that_has_no_embedding(analysed, db_url: str) -> None:
+    """A correctly classified example has no embedding among the errors: the message names
+    it by its id, not the database's number."""
+    base, _ = analysed
+    database = Database.open(db_url)
+    try:
+        with database.begin() as session:
+            right = session.scalar(select(Example.example_id).where(~Example.is_error).limit(1))
+    finally:
+        database.dispose()
+
+    result = CliRunner().invoke(cli, [*base, "similar", "--project", "digits", "--example", right])
+
+    assert result.exit_code != 0
+    assert f"example '{right}' has no embedding" in result.output
