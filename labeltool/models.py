@@ -119,6 +119,9 @@ class Project(Base):
     #: The share of the dev set kept as the "eyeball" part whose errors are reviewed; None
     #: means the whole dev set (see labeltool.eyeball).
     eyeball_fraction: Mapped[float | None] = mapped_column(Float)
+    #: The share of the random queue's errors that two reviewers review, each blind to the
+    #: other's tags until both are done (labeltool.double_review); None or 0: one reviewer each.
+    overlap_fraction: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: A random value that changes whenever the report's numbers may have (SQLite triggers;
     #: see labeltool.report_cache); PostgreSQL uses its snapshot instead. Random from the
@@ -422,6 +425,71 @@ class ProjectMember(Base):
     #: A labeltool.roles.Role value.
     role: Mapped[str] = mapped_column(String(16))
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Adjudication(Base):
+    """A lead settled a disagreement: example `example_pk`'s categories are those in
+    AdjudicatedTag, whatever its reviewers tagged (labeltool.double_review)."""
+
+    __tablename__ = "adjudications"
+
+    example_pk: Mapped[int] = mapped_column(
+        ForeignKey("examples.id", ondelete="CASCADE"), primary_key=True
+    )
+    lead: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AdjudicatedTag(Base):
+    """One category of an adjudicated example, as the lead decided it."""
+
+    __tablename__ = "adjudicated_tags"
+
+    example_pk: Mapped[int] = mapped_column(
+        ForeignKey("adjudications.example_pk", ondelete="CASCADE"), primary_key=True
+    )
+    category_id: Mapped[int] = mapped_column(
+        ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class AuditEvent(Base):
+    """One change to a project, kept for good: who made it, when, the old and the new value
+    (labeltool.audit). Rows are only ever added; an undo is a new change that names the one
+    it undoes. The rows of one transaction share a `change_id`: one action of a person.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_project_id_id", "project_id", "id"),
+        Index("ix_audit_events_example_pk", "example_pk"),
+        Index("ix_audit_events_project_id_user_id", "project_id", "user", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    #: The transaction the change was made in: one action of a person (undone as one).
+    change_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Who made the change ("" when nobody was named, on an open project).
+    user: Mapped[str] = mapped_column(String(100), default="")
+    #: What changed: an audit.Kind value ("tag", "comment", "review state", "category"...).
+    kind: Mapped[str] = mapped_column(String(24))
+    #: Which part of it: a tag's category name, a setting's name, a category's field.
+    field: Mapped[str] = mapped_column(String(100), default="")
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
+    #: The example changed (kept as the user's id and run too, should the run be deleted).
+    example_pk: Mapped[int | None] = mapped_column(ForeignKey("examples.id", ondelete="SET NULL"))
+    example_id: Mapped[str | None] = mapped_column(String(255))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    category_id: Mapped[int | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="SET NULL")
+    )
+    #: Whose tag or review it is, when that is not `user` (a run's carry-over, a sheet).
+    reviewer: Mapped[str | None] = mapped_column(String(100))
+    #: The change_id this row's change undoes, for an undo.
+    undoes: Mapped[str | None] = mapped_column(String(32))
 
 
 def confusion_pair_name(label: str, prediction: str) -> str:

@@ -19,6 +19,9 @@ from sqlalchemy.orm import Session
 from labeltool.db import Database, alembic_config, downgrade, make_engine, upgrade
 from labeltool.errors import LabeltoolError
 from labeltool.models import (
+    AdjudicatedTag,
+    Adjudication,
+    AuditEvent,
     Base,
     Category,
     Dismissal,
@@ -135,6 +138,7 @@ def test_every_revision_steps_down_and_up_again_keeping_every_row(engine: Engine
         project = session.scalars(select(Project)).one()
         # Dropped by the downgrade below 0003/0004: the loss the step down announces.
         assert (project.human_level_error, project.eyeball_fraction) == (None, None)
+        assert project.overlap_fraction is None  # dropped below 0013
     _alembic_check(engine)
 
 
@@ -329,9 +333,20 @@ def _row_counts(engine: Engine) -> dict[str, int]:
 
 
 #: Tables a downgrade drops and the step back up cannot refill: derived data (recomputed by
-#: predict or analyze), dismissed suggestions and project members (lost, as the downgrades of
-#: 0011 and 0012 say: below 0012 every project is open, and its lead assigns roles anew).
-RECOMPUTED = {"signals", "image_measures", "embeddings", "suggestion_dismissals", "project_members"}
+#: predict or analyze), dismissed suggestions, project members, the audit trail and
+#: adjudications (lost, as the downgrades of 0011-0013 say: below 0012 every project is open,
+#: and its lead assigns roles anew).
+RECOMPUTED = {
+    "signals",
+    "image_measures",
+    "embeddings",
+    "suggestion_dismissals",
+    "project_members",
+    # 0013's downgrade says it: the history and the leads' adjudications go with their tables.
+    "audit_events",
+    "adjudications",
+    "adjudicated_tags",
+}
 
 
 def _without(counts: dict[str, int], tables: set[str]) -> dict[str, int]:
@@ -369,6 +384,7 @@ def _add_reviewed_project(engine: Engine) -> None:
             images_root="/data",
             human_level_error=0.01,
             eyeball_fraction=0.1,
+            overlap_fraction=0.2,
         )
         session.add(project)
         session.flush()
@@ -405,8 +421,23 @@ def _add_reviewed_project(engine: Engine) -> None:
                 Embedding(example_pk=examples[0].id, source="model", vector=b"\0" * 8),
                 Dismissal(example_pk=examples[1].id, kind="likely label error", reviewer="ann"),
                 ProjectMember(project_id=project.id, user="ann", role="lead"),
+                Adjudication(example_pk=examples[0].id, lead="ann"),
+                AuditEvent(
+                    project_id=project.id,
+                    change_id="c1",
+                    user="ann",
+                    kind="comment",
+                    field="comment",
+                    old="",
+                    new="dark, blurry",
+                    example_pk=examples[0].id,
+                    example_id="ex0",
+                    run_id=run.id,
+                ),
             ]
         )
+        session.flush()
+        session.add(AdjudicatedTag(example_pk=examples[0].id, category_id=blurry.id))
 
 
 def _example_values(*, project_id: int, example_id: str) -> dict:
