@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from labeltool import labeling, review_queue
+from labeltool import audit, labeling, review_queue
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, LabeltoolError
 from labeltool.eyeball import in_eyeball
@@ -170,6 +170,7 @@ def apply_actions(
     results = []
     for action in actions:
         how = ReachedBy.BY_HAND if action.example_pk in by_hand else reached
+        audit.new_change(session)  # each key press is a change of its own, undone alone
         try:
             with session.begin_nested():
                 _apply(session, project_id, action, reached=how)
