@@ -16,6 +16,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from labeltool import audit
 from labeltool.errors import DuplicateCategory, InvalidInput, UnknownCategory
 from labeltool.limits import MAX_CATEGORY_NAME, check_name, control_character, shown
 from labeltool.models import Category, Example, Project, ReviewState, Run, Scope, Tag
@@ -145,8 +146,16 @@ def create_category(
                 )
             )
             category.shortcut = next((k for k in DEFAULT_KEYS if k not in taken), None)
+    audit.record(
+        session,
+        project_id=project_id,
+        user=user,
+        changes=[
+            audit.Change(audit.Kind.CATEGORY, field="created", new=name, category_id=category.id)
+        ],
+    )
     if mark_rereview:
-        mark_reviewed_for_rereview(session, project_id=project_id)
+        mark_reviewed_for_rereview(session, project_id=project_id, user=user)
     return category
 
 
@@ -190,6 +199,7 @@ def update_category(
         for c in list_categories(session, project_id=category.project_id, include_archived=True)
         if c.id != category.id
     ]
+    before = {field: getattr(category, field) for field in _AUDITED}
     with _refusing_duplicates(session, name=name or category.name, shortcut=shortcut):
         _apply_changes(
             category,
@@ -207,17 +217,56 @@ def update_category(
     if scope is not None and _check_scope(scope) != category.scope:
         _refuse_scope_change_across_runs(session, category)
         category.scope = scope
+    audit.record(
+        session,
+        project_id=category.project_id,
+        user=user,
+        changes=[
+            audit.Change(
+                audit.Kind.CATEGORY,
+                field=field,
+                old=audit.as_text(before[field]),
+                new=audit.as_text(getattr(category, field)),
+                category_id=category.id,
+            )
+            for field in _AUDITED
+            if audit.as_text(before[field]) != audit.as_text(getattr(category, field))
+        ],
+    )
     return category
 
 
-def mark_reviewed_for_rereview(session: Session, *, project_id: int) -> int:
-    """Move every reviewed example of the project to "needs re-review"; return how many."""
-    result = session.execute(
+#: A category's settings the audit trail follows (update_category may change each).
+_AUDITED = (
+    "name",
+    "description",
+    "shortcut",
+    "colour",
+    "archived",
+    "effort",
+    "marks_incorrect_label",
+    "scope",
+)
+
+
+def mark_reviewed_for_rereview(
+    session: Session, *, project_id: int, user: str | None = None
+) -> int:
+    """Move every reviewed example of the project to "needs re-review"; return how many.
+    `user` is who caused it (by adding a category), for the audit trail."""
+    moved = session.scalars(
         update(Example)
         .where(Example.project_id == project_id, Example.review_state == ReviewState.REVIEWED.value)
         .values(review_state=ReviewState.NEEDS_REREVIEW.value)
+        .returning(Example.id)
+    ).all()
+    audit.example_changes(
+        session,
+        user=user,
+        kind=audit.Kind.REVIEW_STATE,
+        values={pk: (ReviewState.REVIEWED.value, ReviewState.NEEDS_REREVIEW.value) for pk in moved},
     )
-    return result.rowcount or 0
+    return len(moved)
 
 
 def load_categories_file(

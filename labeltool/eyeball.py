@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Float, Integer, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from labeltool import audit
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.models import Example, Project
@@ -107,7 +108,16 @@ def set_eyeball_fraction(
     )
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise InvalidInput("the eyeball share must be more than 0% and at most 100%")
+    old = project.eyeball_fraction
     project.eyeball_fraction = None if fraction in (None, 1.0) else float(fraction)
+    audit.setting(
+        session,
+        project_id=project_id,
+        user=user,
+        name="eyeball share",
+        old=old,
+        new=project.eyeball_fraction,
+    )
 
 
 @keep

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from labeltool import embeddings, storage, tables
+from labeltool import audit, embeddings, storage, tables
 from labeltool.config import DEFAULT_SPLIT, SPLITS
 from labeltool.errors import ImageUnavailable, InvalidInput, UnsafePath
 from labeltool.limits import (
@@ -1023,7 +1023,7 @@ class _Import:
         session.flush()
         stored = self._store_embeddings(target.id, vectors, list(reader.first_row))
         carried = (
-            carry_over(session, run_id=target.id, previous_id=previous_id)
+            carry_over(session, run_id=target.id, previous_id=previous_id, user=self.user)
             if new_run and previous_id is not None
             else 0
         )
@@ -1091,12 +1091,14 @@ class _Import:
         """Insert the chunk's new examples and update its changed ones; a reviewed error
         whose label or prediction changed is marked "needs re-review"."""
         fresh, changes, unchanged, rereview = [], [], 0, 0
+        existing_state: dict[int, str] = {}
         for i, example_id in enumerate(chunk.example_id):
             old = existing.get(example_id)
             if old is None:
                 fresh.append(i)
                 continue
             pk, review_state, *old_values = old
+            existing_state[pk] = review_state
             probabilities = chunk.probabilities[i]
             new_values = (
                 chunk.image[i],
@@ -1118,6 +1120,16 @@ class _Import:
             changes.append(change)
         writer.insert(chunk, fresh)
         writer.update(changes)
+        audit.example_changes(
+            self.session,
+            user=self.user,
+            kind=audit.Kind.REVIEW_STATE,
+            values={
+                change["id"]: (existing_state[change["id"]], change["review_state"])
+                for change in changes
+                if "review_state" in change
+            },
+        )
         return len(fresh), len(changes), unchanged, rereview
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from labeltool import audit
 from labeltool.categories import create_category
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownCategory, UnknownExample
@@ -247,21 +248,34 @@ def toggle_tag(session: Session, *, example_pk: int, category_id: int, reviewer:
     reviewer = _reviewer(reviewer)
     category = _check_same_project(session, example_pk, category_id)
     _may_review(session, category.project_id, reviewer)
+    # The audit trail records what each statement really changed (its RETURNING rows): the
+    # same toggle from another tab may land at the same moment and change nothing.
     removed = session.execute(
-        delete(Tag).where(
+        delete(Tag)
+        .where(
             Tag.example_pk == example_pk, Tag.category_id == category_id, Tag.reviewer == reviewer
         )
-    ).rowcount
+        .returning(Tag.example_pk)
+    ).all()
     if removed:
+        audit.tags_changed(
+            session, user=reviewer, category_id=category_id, pks=[example_pk], tagged=False
+        )
         tag_in_other_runs(session, category, [example_pk], reviewer, tagged=False)
         return False
-    # Nothing to delete: tag it. The same toggle from another tab may land at the same moment.
-    session.execute(
-        _insert_unless_present(session, Tag).values(
+    # Nothing to delete: tag it.
+    added = session.execute(
+        _insert_unless_present(session, Tag)
+        .values(
             example_pk=example_pk, category_id=category_id, reviewer=reviewer, tagged_at=utcnow()
         )
-    )
-    _prefill_corrected_labels(session, category, [example_pk])
+        .returning(Tag.example_pk)
+    ).all()
+    if added:
+        audit.tags_changed(
+            session, user=reviewer, category_id=category_id, pks=[example_pk], tagged=True
+        )
+    _prefill_corrected_labels(session, category, [example_pk], user=reviewer)
     tag_in_other_runs(session, category, [example_pk], reviewer, tagged=True)
     return True
 
@@ -333,12 +347,17 @@ def _set_tag(
     )
     if not tagged:
         if already:
-            session.execute(
-                delete(Tag).where(
+            gone = session.scalars(
+                delete(Tag)
+                .where(
                     Tag.example_pk.in_(already),
                     Tag.category_id == category_id,
                     Tag.reviewer == reviewer,
                 )
+                .returning(Tag.example_pk)
+            ).all()
+            audit.tags_changed(
+                session, user=reviewer, category_id=category_id, pks=gone, tagged=False
             )
         return len(already)
     valid = set(
@@ -349,8 +368,8 @@ def _set_tag(
     new = [pk for pk in pks if pk in valid and pk not in already]
     if new:
         now = utcnow()
-        session.execute(
-            _insert_unless_present(session, Tag),
+        added = session.scalars(
+            _insert_unless_present(session, Tag).returning(Tag.example_pk),
             [
                 {
                     "example_pk": pk,
@@ -361,8 +380,9 @@ def _set_tag(
                 }
                 for pk in new
             ],
-        )
-        _prefill_corrected_labels(session, category, new)
+        ).all()
+        audit.tags_changed(session, user=reviewer, category_id=category_id, pks=added, tagged=True)
+        _prefill_corrected_labels(session, category, new, user=reviewer)
     return len(new)
 
 
@@ -373,7 +393,15 @@ def set_comment(
     has members)."""
     example = _example(session, example_pk)
     _may_review(session, example.project_id, user, action="commenting")
+    audit.lock_examples(session, [example_pk])
+    old = session.scalar(select(Example.comment).where(Example.id == example_pk))
     example.comment = comment.strip()
+    audit.example_changes(
+        session,
+        user=user,
+        kind=audit.Kind.COMMENT,
+        values={example_pk: (old or "", example.comment)},
+    )
 
 
 def set_corrected_label(
@@ -392,11 +420,21 @@ def set_corrected_label(
                 f"unknown label '{corrected_label}' (known classes: {', '.join(classes)})"
             )
     # The right label belongs to the example, whatever the run.
+    same = (Example.project_id == example.project_id, Example.example_id == example.example_id)
+    rows = session.scalars(select(Example.id).where(*same)).all()
+    audit.lock_examples(session, rows)
+    old = dict(session.execute(select(Example.id, Example.corrected_label).where(*same)).all())
     session.execute(
         update(Example)
-        .where(Example.project_id == example.project_id, Example.example_id == example.example_id)
+        .where(*same)
         .values(corrected_label=corrected_label or None)
         .execution_options(synchronize_session="fetch")
+    )
+    audit.example_changes(
+        session,
+        user=user,
+        kind=audit.Kind.CORRECTED_LABEL,
+        values={pk: (label or None, corrected_label or None) for pk, label in old.items()},
     )
 
 
@@ -417,7 +455,14 @@ def mark_reviewed(
     pks = sorted(set(example_pks))
     if not pks:
         return
-    examples = list(session.scalars(select(Example).where(Example.id.in_(pks))))
+    audit.lock_examples(session, pks)
+    examples = list(
+        session.scalars(
+            select(Example)
+            .where(Example.id.in_(pks))
+            .execution_options(populate_existing=True)  # read after the lock
+        )
+    )
     if project_id is not None:
         examples = [e for e in examples if e.project_id == project_id]
     if len(examples) != len(pks):
@@ -431,8 +476,10 @@ def mark_reviewed(
             f"example '{not_errors[0].example_id}' is not a misclassified dev example: "
             "only dev errors are reviewed"
         )
+    states = {e.id: (e.review_state, ReviewState.REVIEWED.value) for e in examples}
     for example in examples:
         example.review_state = ReviewState.REVIEWED.value
+    audit.example_changes(session, user=reviewer, kind=audit.Kind.REVIEW_STATE, values=states)
     now = utcnow()
     seen = set(
         session.scalars(
@@ -445,12 +492,18 @@ def mark_reviewed(
         review.reviewed_at = now
     new = [pk for pk in pks if pk not in seen]
     if new:
-        session.execute(
-            _insert_unless_present(session, Review),
+        added = session.scalars(
+            _insert_unless_present(session, Review).returning(Review.example_pk),
             [
                 {"example_pk": pk, "reviewer": reviewer, "reviewed_at": now, "reached": reached}
                 for pk in new
             ],
+        ).all()
+        audit.example_changes(
+            session,
+            user=reviewer,
+            kind=audit.Kind.REVIEW,
+            values={pk: (None, ReachedBy(reached).value) for pk in added},
         )
     session.flush()
 
@@ -460,8 +513,16 @@ def skip_example(session: Session, *, example_pk: int, user: str | None = None) 
     reviewer or lead once the project has members)."""
     example = _example(session, example_pk)
     _may_review(session, example.project_id, user, action="skipping an example")
-    if example.review_state == ReviewState.UNREVIEWED.value:
+    audit.lock_examples(session, [example_pk])
+    state = session.scalar(select(Example.review_state).where(Example.id == example_pk))
+    if state == ReviewState.UNREVIEWED.value:
         example.review_state = ReviewState.SKIPPED.value
+        audit.example_changes(
+            session,
+            user=user,
+            kind=audit.Kind.REVIEW_STATE,
+            values={example_pk: (state, ReviewState.SKIPPED.value)},
+        )
 
 
 def category_from_confusion_pair(
@@ -619,17 +680,26 @@ def _view(
     )
 
 
-def _prefill_corrected_labels(session: Session, category: Category, pks: Sequence[int]) -> None:
+def _prefill_corrected_labels(
+    session: Session, category: Category, pks: Sequence[int], *, user: str | None
+) -> None:
     """For an incorrect-label category, set each example's missing corrected label to its
     prediction (one UPDATE); other categories leave examples alone."""
     if not category.marks_incorrect_label or not pks:
         return
-    session.execute(
+    filled = session.execute(
         update(Example)
         .where(
             Example.id.in_(pks),
             or_(Example.corrected_label.is_(None), Example.corrected_label == ""),
         )
         .values(corrected_label=Example.prediction)
+        .returning(Example.id, Example.corrected_label)
         .execution_options(synchronize_session="fetch")
+    ).all()
+    audit.example_changes(
+        session,
+        user=user,
+        kind=audit.Kind.CORRECTED_LABEL,
+        values={pk: (None, label) for pk, label in filled},
     )

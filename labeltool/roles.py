@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from labeltool import audit
 from labeltool.errors import Forbidden, InvalidInput, UnknownProject
 from labeltool.limits import MAX_REVIEWER, check_name
 from labeltool.models import Project, ProjectMember
@@ -133,12 +134,20 @@ def set_role(
             ProjectMember.project_id == project_id, ProjectMember.user == user
         )
     )
+    old = member.role if member is not None else None
     if member is None:
         member = ProjectMember(project_id=project_id, user=user, role=role.value)
         session.add(member)
     else:
         member.role = role.value
     session.flush()
+    if old != role.value:
+        audit.record(
+            session,
+            project_id=project_id,
+            user=by,
+            changes=[audit.Change(audit.Kind.MEMBER, field=user, old=old, new=role.value)],
+        )
     _forget(session)
     return Member(member.user, role, member.added_at)
 
@@ -160,6 +169,12 @@ def remove_member(session: Session, *, project_id: int, user: str, by: str | Non
         delete(ProjectMember).where(
             ProjectMember.project_id == project_id, ProjectMember.user == name
         )
+    )
+    audit.record(
+        session,
+        project_id=project_id,
+        user=by,
+        changes=[audit.Change(audit.Kind.MEMBER, field=name, old=roles[name].value)],
     )
     _forget(session)
 

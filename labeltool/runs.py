@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Integer, and_, cast, func, insert, select, true, update
 from sqlalchemy.orm import Session, aliased
 
+from labeltool import audit
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput
 from labeltool.limits import MAX_PROJECT_NAME, check_text, shown
@@ -166,11 +167,13 @@ def create_run(
     return run
 
 
-def carry_over(session: Session, *, run_id: int, previous_id: int) -> int:
+def carry_over(session: Session, *, run_id: int, previous_id: int, user: str | None = None) -> int:
     """Start run `run_id` with what run `previous_id` knew of the examples misclassified in
     both: their image-scope tags, their reviews (marked `carried`: they looked at the
     image-scope categories only) and review state, their comments and corrected labels.
-    Error-scope tags stay in their run. Returns how many reviewed errors were carried over."""
+    Error-scope tags stay in their run. Returns how many reviewed errors were carried over.
+    The audit trail records all of it as `user`'s change (the import), each tag and review
+    under the reviewer who made it."""
     new, old = aliased(Example), aliased(Example)
     pairs = session.execute(
         select(new.id, old.id, old.review_state, old.comment, old.corrected_label)
@@ -248,7 +251,57 @@ def carry_over(session: Session, *, run_id: int, previous_id: int) -> int:
             ],
         )
     session.flush()
+    _record_carried(session, user, pairs, by_old, tags, reviews)
     return len(reviewed)
+
+
+def _record_carried(session: Session, user, pairs, by_old, tags, reviews) -> None:
+    """The carried values, tags and reviews, in the audit trail (labeltool.audit)."""
+    kind = audit.Kind
+    for field, index in ((kind.COMMENT, 3), (kind.CORRECTED_LABEL, 4)):
+        audit.example_changes(
+            session,
+            user=user,
+            kind=field,
+            values={
+                row[0]: (None if field is kind.CORRECTED_LABEL else "", row[index] or None)
+                for row in pairs
+                if row[index]
+            },
+        )
+    audit.example_changes(
+        session,
+        user=user,
+        kind=kind.REVIEW_STATE,
+        values={
+            row[0]: (ReviewState.UNREVIEWED.value, ReviewState.REVIEWED.value)
+            for row in pairs
+            if row[2] in REVIEWED_STATES
+        },
+    )
+    by_key: dict[tuple[int, str], list[int]] = {}
+    for pk, category_id, reviewer, _at, _suggested in tags:
+        by_key.setdefault((category_id, reviewer), []).append(by_old[pk])
+    for (category_id, reviewer), pks in by_key.items():
+        audit.tags_changed(
+            session,
+            user=user,
+            category_id=category_id,
+            pks=pks,
+            tagged=True,
+            reviewer=reviewer,
+        )
+    by_reviewer: dict[str, list[tuple[int, str]]] = {}
+    for pk, reviewer, _at, reached in reviews:
+        by_reviewer.setdefault(reviewer, []).append((by_old[pk], reached))
+    for reviewer, rows in by_reviewer.items():
+        audit.example_changes(
+            session,
+            user=user,
+            kind=kind.REVIEW,
+            values={pk: (None, reached) for pk, reached in rows},
+            reviewer=reviewer,
+        )
 
 
 def _chunks(items: Sequence, size: int = 500):

@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
+from labeltool import audit
 from labeltool.errors import InvalidInput, UnknownProject
 from labeltool.models import Example, Project
 from labeltool.report_cache import keep
@@ -127,11 +128,18 @@ def splits_text(by_split: pd.DataFrame, *, human_level_error: float | None = Non
     return "\n".join(lines) + "\n"
 
 
-def set_human_level_error(session: Session, *, project_id: int, error: float | None) -> None:
-    """Store the project's human-level error (a proxy for Bayes error), or clear it."""
+def set_human_level_error(
+    session: Session, *, project_id: int, error: float | None, user: str | None = None
+) -> None:
+    """Store the project's human-level error (a proxy for Bayes error), or clear it, as
+    `user` (recorded in the audit trail)."""
     project = session.get(Project, project_id)
     if project is None:
         raise UnknownProject(str(project_id))
     if error is not None and not 0.0 <= error <= 1.0:
         raise InvalidInput("human-level error must be a fraction between 0 and 1")
+    old = project.human_level_error
     project.human_level_error = error
+    audit.setting(
+        session, project_id=project_id, user=user, name="human-level error", old=old, new=error
+    )

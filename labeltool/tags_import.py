@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from labeltool import audit
 from labeltool.categories import create_category, list_categories, mark_reviewed_for_rereview
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownProject
@@ -193,7 +194,7 @@ def import_tags(
     )
     if added:
         # The file's own rows get their state from the row below; count only the others.
-        marked = mark_reviewed_for_rereview(session, project_id=project_id)
+        marked = mark_reviewed_for_rereview(session, project_id=project_id, user=user)
         summary.rereview_outside_file = marked - sum(
             row["example"].review_state == ReviewState.REVIEWED.value for row in rows
         )
@@ -205,6 +206,7 @@ def import_tags(
         by_role=by_role,
         summary=summary,
         reached=ReachedBy.SPREADSHEET_TARGETED if targeted else ReachedBy.SPREADSHEET,
+        user=user,
     )
     return summary
 
@@ -490,9 +492,20 @@ def _write_rows(
     by_role: dict[str, str],
     summary: TagsImportSummary,
     reached: ReachedBy,
+    user: str | None,
 ) -> None:
-    """Apply the checked rows: review state, Review rows, tags, comment, corrected label."""
+    """Apply the checked rows: review state, Review rows, tags, comment, corrected label,
+    each change in the audit trail as `user`'s."""
     pks = [row["example"].pk for row in rows]
+    audit.lock_examples(session, pks)
+    before: dict[int, tuple[str, str, str | None]] = {}
+    for start in range(0, len(pks), _CHUNK):
+        for pk, *values in session.execute(
+            select(
+                Example.id, Example.review_state, Example.comment, Example.corrected_label
+            ).where(Example.id.in_(pks[start : start + _CHUNK]))
+        ):
+            before[pk] = tuple(values)
     have_reviews: set[tuple[int, str]] = set()
     have_tags: dict[tuple[int, int, str], int] = {}
     wanted_categories = set(category_ids.values())
@@ -566,7 +579,8 @@ def _write_rows(
     if new_tags:
         session.execute(insert(Tag), new_tags)
     session.flush()
-    _to_other_runs(session, new_tags, removed, rows, by_role)
+    _record(session, user, before, example_updates, new_reviews, new_tags, removed)
+    _to_other_runs(session, new_tags, removed, rows, by_role, user=user)
     summary.reviewers = sorted(everyone)
     summary.tags_added = len(new_tags)
     summary.tags_removed = len(old_tags)
@@ -578,6 +592,8 @@ def _to_other_runs(
     removed: list[tuple[int, int, str]],
     rows: list[dict],
     by_role: dict[str, str],
+    *,
+    user: str | None,
 ) -> None:
     """What belongs to the example, in every run: image-category tags put on or taken off, and
     corrected labels (labeltool.labeling does the same for the review screen's changes)."""
@@ -599,15 +615,71 @@ def _to_other_runs(
     project_id = session.get(Example, rows[0]["example"].pk).project_id if rows else None
     for label, example_ids in by_label.items():
         for start in range(0, len(example_ids), _CHUNK):
+            same = (
+                Example.project_id == project_id,
+                Example.example_id.in_(example_ids[start : start + _CHUNK]),
+            )
+            old = dict(
+                session.execute(select(Example.id, Example.corrected_label).where(*same)).all()
+            )
+            audit.lock_examples(session, old)
             session.execute(
                 update(Example)
-                .where(
-                    Example.project_id == project_id,
-                    Example.example_id.in_(example_ids[start : start + _CHUNK]),
-                )
+                .where(*same)
                 .values(corrected_label=label)
                 .execution_options(synchronize_session=False)
             )
+            audit.example_changes(
+                session,
+                user=user,
+                kind=audit.Kind.CORRECTED_LABEL,
+                values={pk: (value or None, label) for pk, value in old.items()},
+            )
+
+
+def _record(session, user, before, example_updates, new_reviews, new_tags, removed) -> None:
+    """The sheet's changes in the audit trail: states, comments, corrected labels (against
+    `before`, read under the lock), new reviews, and tags put on and taken off."""
+    kind = audit.Kind
+    for what, index, key in (
+        (kind.REVIEW_STATE, 0, "review_state"),
+        (kind.COMMENT, 1, "comment"),
+        (kind.CORRECTED_LABEL, 2, "corrected_label"),
+    ):
+        audit.example_changes(
+            session,
+            user=user,
+            kind=what,
+            values={
+                values["id"]: (before[values["id"]][index], values[key])
+                for values in example_updates
+                if key in values
+            },
+        )
+    by_reviewer: dict[str, dict[int, tuple]] = {}
+    for review in new_reviews:
+        by_reviewer.setdefault(review["reviewer"], {})[review["example_pk"]] = (
+            None,
+            ReachedBy(review["reached"]).value,
+        )
+    for reviewer, values in by_reviewer.items():
+        audit.example_changes(
+            session, user=user, kind=kind.REVIEW, values=values, reviewer=reviewer
+        )
+    tags: dict[tuple[int, str, bool], list[int]] = {}
+    for tag in new_tags:
+        tags.setdefault((tag["category_id"], tag["reviewer"], True), []).append(tag["example_pk"])
+    for pk, category_id, reviewer in removed:
+        tags.setdefault((category_id, reviewer, False), []).append(pk)
+    for (category_id, reviewer, tagged), pks in tags.items():
+        audit.tags_changed(
+            session,
+            user=user,
+            category_id=category_id,
+            pks=pks,
+            tagged=tagged,
+            reviewer=reviewer,
+        )
 
 
 def _state_after_import(before: str, *, full_review: bool) -> str:
