@@ -15,6 +15,7 @@ have keys of their own that only change how the browser draws the image.
 import dataclasses
 
 import streamlit as st
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app_pages.common import (
@@ -35,7 +36,7 @@ from app_pages.widgets.review_screen import review_screen, screen_state
 from labeltool import labeling, review_actions, review_queue
 from labeltool.categories import list_categories
 from labeltool.errors import InvalidInput, UnknownExample
-from labeltool.models import confusion_pair_name
+from labeltool.models import Project, confusion_pair_name
 from labeltool.review_queue import QueueFilter
 
 #: How many refused actions each browser is told about (the newest).
@@ -47,7 +48,11 @@ who = reviewer()
 with transaction() as session:
     categories = list_categories(session, project_id=project.id)
     pairs = review_queue.confusion_pairs(session, project_id=project.id, run_id=project.run_id)
-queue: QueueFilter = queue_filter_widgets(project, pairs=pairs, categories=categories)
+# The reviewer's own queue: with double review, it holds the overlap errors waiting for a
+# second reviewer, and never an error they reviewed themselves.
+queue: QueueFilter = dataclasses.replace(
+    queue_filter_widgets(project, pairs=pairs, categories=categories), reviewer=who or None
+)
 if queue.confusion_pair is not None:
     pair_name = confusion_pair_name(*queue.confusion_pair)
     if all(c.name.lower() != pair_name.lower() for c in categories):
@@ -158,7 +163,14 @@ with transaction() as session:
     views = labeling.example_views(
         session, pks=order + ([previous] if previous else []), reviewer=who
     )
-    standings = review_actions.standings(session, project_id=project.id, queue=queue, views=views)
+    # Double review: on an overlap error not yet done by two, the reviewer sees only their tags.
+    views, blind = review_actions.hide_others_while_blind(
+        session, project_id=project.id, views=views, reviewer=who
+    )
+    standings = review_actions.standings(
+        session, project_id=project.id, queue=queue, views=views, blind=blind
+    )
+    overlap = session.scalar(select(Project.overlap_fraction).where(Project.id == project.id))
     progress = review_queue.review_progress(session, project_id=project.id, run_id=project.run_id)
     in_queue = review_queue.queue_count(session, project_id=project.id, queue=queue)
 current = order[0] if order else None
@@ -196,6 +208,12 @@ if project.eyeball_fraction is not None:
     st.caption(
         f"👁️ Reviewing the eyeball part of the dev set ({project.eyeball_fraction:.0%} of it); "
         "the rest is the blackbox part (see the Ceiling report)."
+    )
+if overlap:
+    st.caption(
+        f"👥 Double review: {overlap:.0%} of the random queue's errors are reviewed by two "
+        "reviewers. On those, the other reviewer's tags are hidden until you both finish; a lead "
+        "settles the disagreements (Adjudicate)."
     )
 if progress.needs_rereview:
     st.caption(

@@ -12,6 +12,7 @@ Functions take the session first and never commit; the page owns the transaction
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from labeltool import audit, labeling, review_queue
+from labeltool import audit, double_review, labeling, review_queue
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, LabeltoolError
 from labeltool.eyeball import in_eyeball
@@ -92,6 +93,10 @@ class Standing(enum.StrEnum):
     BLACKBOX = "in the blackbox part of the dev set"
     REVIEWED_ELSEWHERE = "reviewed, not in this queue"
     OUTSIDE_FILTER = "not in this queue"
+    #: An overlap error fewer than two reviewers have finished (labeltool.double_review).
+    DOUBLE_REVIEW = (
+        "in the double review: the other reviewer's tags are hidden until you both finish"
+    )
 
     @property
     def reviewable(self) -> bool:
@@ -220,10 +225,40 @@ def window(
     )
 
 
+def hide_others_while_blind(
+    session: Session, *, project_id: int, views: Sequence[ExampleView], reviewer: str | None
+) -> tuple[list[ExampleView], frozenset[int]]:
+    """The views as `reviewer` may see them, and the pks of those that are blind: on an
+    overlap error fewer than two reviewers have finished, only the reviewer's own tags
+    (labeltool.double_review), so neither reviewer is swayed by the other. Once both are done,
+    everyone sees every tag. One query for the lot."""
+    blind = double_review.blind_pks(session, project_id=project_id, pks=[v.pk for v in views])
+    shown = [
+        dataclasses.replace(
+            view,
+            tags_by_reviewer=(
+                {reviewer: set(view.tags_of(reviewer))}
+                if reviewer and view.tags_of(reviewer)
+                else {}
+            ),
+        )
+        if view.pk in blind
+        else view
+        for view in views
+    ]
+    return shown, frozenset(blind)
+
+
 def standings(
-    session: Session, *, project_id: int, queue: QueueFilter, views: Sequence[ExampleView]
+    session: Session,
+    *,
+    project_id: int,
+    queue: QueueFilter,
+    views: Sequence[ExampleView],
+    blind: Collection[int] = (),
 ) -> dict[int, Standing]:
-    """Where each shown example stands against the queue (from one query for the lot)."""
+    """Where each shown example stands against the queue (from one query for the lot); a
+    reviewable example in `blind` (hide_others_while_blind) is in the double review."""
     pks = [view.pk for view in views]
     if not pks:
         return {}
@@ -239,7 +274,10 @@ def standings(
     )
     result = {}
     for view in views:
-        if view.pk in in_queue:
+        reviewable = view.split == DEFAULT_SPLIT and view.label != view.prediction
+        if view.pk in blind and reviewable and view.pk in eyeball:
+            result[view.pk] = Standing.DOUBLE_REVIEW
+        elif view.pk in in_queue:
             result[view.pk] = Standing.IN_QUEUE
         elif view.split != DEFAULT_SPLIT:
             result[view.pk] = Standing.NOT_DEV

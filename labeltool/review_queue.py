@@ -2,7 +2,9 @@
 far the review has got.
 
 A `QueueFilter` selects the project's dev errors by review state, confusion pair, category and
-confidence, in a fair random order or by the model's confidence. Every function here answers
+confidence, in a fair random order or by the model's confidence. A reviewer's own unreviewed
+queue also holds the double review's overlap errors waiting for a second reviewer
+(labeltool.double_review). Every function here answers
 from small queries (a count, one page of ids, the next or previous id by keyset pagination, one
 GROUP BY), never by loading the project's examples, so the review screen stays instant on a
 large dev set. Functions take the session first and never commit.
@@ -28,7 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from labeltool.config import DEFAULT_SPLIT
-from labeltool.models import Example, ReviewState, Run, Tag, confusion_pair_name
+from labeltool.double_review import in_overlap, reviewers_of
+from labeltool.models import Example, Review, ReviewState, Run, Tag, confusion_pair_name
 from labeltool.report_cache import keep
 from labeltool.runs import latest_run_id
 from labeltool.sample import REVIEWED_STATES, errors_that_count
@@ -66,6 +69,10 @@ class QueueFilter:
     run_id: int | None = None
     #: Only errors that changed against the previous run (one of CHANGES); None: all.
     change: str | None = None
+    #: Whose queue it is. With an overlap share (labeltool.double_review), their unreviewed
+    #: queue also holds the overlap errors one other reviewer has reviewed, and never an error
+    #: they reviewed themselves; None: the queue of nobody in particular.
+    reviewer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,10 @@ def queue_conditions(project_id: int, queue: QueueFilter) -> list[ColumnElement[
         else errors_that_count(project_id, queue.run_id)
     )
     if queue.states:
-        conditions.append(Example.review_state.in_(queue.states))
+        state = Example.review_state.in_(queue.states)
+        if queue.reviewer and ReviewState.UNREVIEWED.value in queue.states:
+            state = or_(state, _second_look(project_id, queue.reviewer))
+        conditions.append(state)
     if queue.confusion_pair is not None:
         label, prediction = queue.confusion_pair
         conditions += [Example.label == label, Example.prediction == prediction]
@@ -278,6 +288,20 @@ def confusion_pairs(
 
 
 # --- private helpers -------------------------------------------------------------------
+
+
+def _second_look(project_id: int, reviewer: str) -> ColumnElement[bool]:
+    """An overlap error that exactly one reviewer, not `reviewer`, has reviewed: it waits in
+    every other reviewer's unreviewed queue for its second review (labeltool.double_review).
+    Cheap per row: the overlap test is arithmetic on the row, and the counts use the reviews'
+    (example, reviewer) index only for the overlap's reviewed errors."""
+    mine = exists().where(Review.example_pk == Example.id, Review.reviewer == reviewer)
+    return and_(
+        in_overlap(project_id),
+        Example.review_state.in_(REVIEWED_STATES),
+        reviewers_of() == 1,
+        ~mine,
+    )
 
 
 def _change_conditions(project_id: int, queue: QueueFilter) -> list[ColumnElement[bool]]:
