@@ -35,14 +35,19 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import and_, case, exists, false, func, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, or_, select, true, union_all
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import FromClause
 
+from labeltool import double_review
 from labeltool.config import DEFAULT_SPLIT
+from labeltool.errors import InvalidInput
 from labeltool.estimate import ShareEstimate, Stratum, direct, post_stratified
 from labeltool.estimate import wilson_interval as wilson_interval  # the report's interval, too
 from labeltool.models import (
     REVIEWED_STATES,
+    AdjudicatedTag,
+    Adjudication,
     Category,
     Example,
     Project,
@@ -111,6 +116,23 @@ NOTES = (
 #: When incorrect labels explain at least this share of the errors, fixing labels is worth it.
 LARGE_INCORRECT_LABEL_SHARE = 0.15
 
+#: How an error several reviewers reviewed counts under a category (the `counting` of every
+#: report function): "any" reviewer's tag; "consensus", only when every reviewer who reviewed
+#: it and could have used the category tagged it; "adjudicated", the lead's decision where
+#: one exists (labeltool.double_review), elsewhere as "any".
+ANY, CONSENSUS, ADJUDICATED = "any", "consensus", "adjudicated"
+COUNTING = (ADJUDICATED, CONSENSUS, ANY)
+#: The default: the lead's decision where there is one. Without adjudications it is "any", so
+#: the numbers of a project nobody adjudicated are what they always were.
+DEFAULT_COUNTING = ADJUDICATED
+#: Each counting mode in words, for the report's headline.
+COUNTING_RULES = {
+    ANY: "any reviewer's tag counts",
+    CONSENSUS: "a category counts on an error only when every reviewer who reviewed it (and "
+    "could have used the category) tagged it",
+    ADJUDICATED: "the lead's decision where there is one; elsewhere any reviewer's tag counts",
+}
+
 
 @dataclass(frozen=True)
 class Headline:
@@ -144,6 +166,29 @@ class Headline:
     #: that come before the last carried review in the random order. Until they are reviewed
     #: the random reviews lean towards the errors the previous run shared.
     carried_gap: int = 0
+    #: How an error several reviewers reviewed counts (one of COUNTING).
+    counting: str = DEFAULT_COUNTING
+    #: Disagreements between reviewers of the run no lead has decided yet.
+    awaiting_adjudication: int = 0
+    #: A reviewer filter is set: only their tags count, so no lead's decision is used.
+    filtered: bool = False
+
+    @property
+    def counting_sentence(self) -> str:
+        """Which counting the numbers use and what is left to adjudicate, e.g. "Counting:
+        adjudicated (the lead's decision where there is one; ...); 3 disagreements await
+        adjudication"."""
+        text = f"Counting: {self.counting} ({COUNTING_RULES[self.counting]})"
+        if self.filtered and self.counting == ADJUDICATED:
+            text += "; with a reviewer filter only their own tags count, not the lead's decisions"
+        waiting = self.awaiting_adjudication
+        if waiting:
+            verb = "awaits" if waiting == 1 else "await"
+            noun = "disagreement" if waiting == 1 else "disagreements"
+            text += f"; {waiting} {noun} between reviewers {verb} adjudication"
+        else:
+            text += "; no disagreement awaits adjudication"
+        return text
 
     @property
     def estimate_basis(self) -> str:
@@ -212,8 +257,11 @@ def headline(
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
     run_id: int | None = None,
+    counting: str = DEFAULT_COUNTING,
 ) -> Headline:
-    """Dev examples, misclassified, dev error and reviewed errors, with the sample guidance."""
+    """Dev examples, misclassified, dev error and reviewed errors, with the sample guidance,
+    the counting mode and how many disagreements await adjudication."""
+    _check_counting(counting)
     dev_examples, dev_errors, misclassified = _dev_counts(
         session, project_id=project_id, confusion_pair=confusion_pair, run_id=run_id
     )
@@ -230,6 +278,7 @@ def headline(
         reviewer=reviewer,
         confusion_pair=confusion_pair,
         run_id=run_id,
+        counting=counting,
     )
     design = _design(
         session,
@@ -253,6 +302,11 @@ def headline(
         coverage=design.coverage,
         stratified=design.stratified,
         **_carried(session, project_id=project_id, confusion_pair=confusion_pair, run_id=run_id),
+        counting=counting,
+        awaiting_adjudication=double_review.awaiting_adjudication(
+            session, project_id=project_id, run_id=run_id
+        ),
+        filtered=bool(reviewer_names(reviewer)),
     )
 
 
@@ -266,6 +320,7 @@ def ceiling_table(
     run_id: int | None = None,
     include_archived: bool = False,
     top: Headline | None = None,
+    counting: str = DEFAULT_COUNTING,
 ) -> pd.DataFrame:
     """One row per category, worst first: by share of errors, categories without one after;
     then the NO_CATEGORY row of the errors not yet explained.
@@ -273,7 +328,8 @@ def ceiling_table(
     Columns: CEILING_COLUMNS. Archived categories only with `include_archived` (flagged in
     `archived`; their names also in `frame.attrs["archived"]`). The NO_CATEGORY row is not
     part of the ranking: it has a share and its interval but no ceiling (NaN); its errors and
-    share are also in `frame.attrs["not_yet_explained"]`.
+    share are also in `frame.attrs["not_yet_explained"]`. The counting mode (one of COUNTING)
+    is in `frame.attrs["counting"]`.
     """
     if top is None:  # the caller may pass the headline it already has (one per rerun)
         top = headline(
@@ -282,6 +338,7 @@ def ceiling_table(
             reviewer=reviewer,
             confusion_pair=confusion_pair,
             run_id=run_id,
+            counting=counting,
         )
     counts = _category_counts(
         session,
@@ -289,6 +346,7 @@ def ceiling_table(
         reviewer=reviewer,
         confusion_pair=confusion_pair,
         run_id=run_id,
+        counting=counting,
     )
     if not include_archived:
         counts = [c for c in counts if not c.archived]
@@ -320,6 +378,7 @@ def ceiling_table(
         | {"too_few": "bool", "archived": "bool", "targeted_errors": "int64"}
     )
     frame.attrs["archived"] = [c.name for c in counts if c.archived]
+    frame.attrs["counting"] = counting
     frame.attrs["not_yet_explained"] = {
         "errors": top.not_yet_explained,
         "share": top.not_yet_explained_share,
@@ -334,6 +393,7 @@ def effort_ranking(
     reviewer: Reviewers = None,
     confusion_pair: ConfusionPair = None,
     run_id: int | None = None,
+    counting: str = DEFAULT_COUNTING,
 ) -> pd.DataFrame:
     """The second ranking: categories with an effort estimate, by ceiling per unit of effort.
 
@@ -345,6 +405,7 @@ def effort_ranking(
         reviewer=reviewer,
         confusion_pair=confusion_pair,
         run_id=run_id,
+        counting=counting,
     )
     efforts = {
         name: effort
@@ -385,6 +446,7 @@ def incorrect_label_accounting(
     confusion_pair: ConfusionPair = None,
     run_id: int | None = None,
     top: Headline | None = None,
+    counting: str = DEFAULT_COUNTING,
 ) -> IncorrectLabelAccounting | None:
     """Split the dev error into incorrect labels and other causes; None without such a category.
 
@@ -407,6 +469,7 @@ def incorrect_label_accounting(
             reviewer=reviewer,
             confusion_pair=confusion_pair,
             run_id=run_id,
+            counting=counting,
         )
     marked_ids = select(Category.id).where(
         Category.project_id == project_id, Category.marks_incorrect_label == true()
@@ -417,8 +480,16 @@ def incorrect_label_accounting(
     earliest = select(func.min(Category.created_at)).where(
         Category.project_id == project_id, Category.marks_incorrect_label == true()
     )
+    tags = _counted_tags(
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        run_id=run_id,
+        counting=counting,
+    )
     tagged = exists().where(
-        Tag.example_pk == last.c.pk, Tag.category_id.in_(marked_ids), *tagged_by(reviewer)
+        tags.example_pk == last.c.pk, tags.category_id.in_(marked_ids), *tags.conditions
     )
     # Like a category's share: from the random reviews that could have used one of them, by
     # confusion pair, so pairs reviewed in their own queues are weighted by their sizes.
@@ -540,8 +611,10 @@ def report_json(
     confusion_pair: ConfusionPair = None,
     run_id: int | None = None,
     include_archived: bool = False,
+    counting: str = DEFAULT_COUNTING,
 ) -> dict:
-    """The headline numbers, the ceiling table and what is not yet explained, JSON-ready.
+    """The headline numbers, the ceiling table and what is not yet explained, JSON-ready,
+    with the counting mode and the disagreements awaiting adjudication.
 
     A share (and its intervals) no review could have used is None (null), never a fake [0, 1].
     """
@@ -551,6 +624,7 @@ def report_json(
         reviewer=reviewer,
         confusion_pair=confusion_pair,
         run_id=run_id,
+        counting=counting,
     )
     table = ceiling_table(
         session,
@@ -559,6 +633,8 @@ def report_json(
         confusion_pair=confusion_pair,
         run_id=run_id,
         include_archived=include_archived,
+        top=top,
+        counting=counting,
     )
     categories = [
         {
@@ -595,6 +671,9 @@ def report_json(
             },
         },
         "notes": list(NOTES),
+        "counting": top.counting,
+        "counting_sentence": top.counting_sentence,
+        "awaiting_adjudication": top.awaiting_adjudication,
     }
 
 
@@ -628,6 +707,7 @@ def report_text(
             f"{top.misclassified} misclassified as it{part}, {top.reviewed} reviewed {errors}"
         )
     lines.append(top.sample_guidance)
+    lines.append(f"{top.counting_sentence}.")
     if top.reviewed:
         lines.append(f"The shares are estimated {top.estimate_basis}.")
     if top.carried_warning:
@@ -868,6 +948,7 @@ def _category_counts(
     reviewer: Reviewers,
     confusion_pair: ConfusionPair,
     run_id: int | None = None,
+    counting: str = DEFAULT_COUNTING,
 ) -> list[_CategoryCount]:
     """Per category (archived ones too), by confusion pair and by how the reviews were reached:
     reviewed errors tagged with it (distinct examples), and the reviews that could have used
@@ -885,18 +966,27 @@ def _category_counts(
     ).all()
     # One pass over the tags of the sample: each category's tagged examples, and those of
     # them last reviewed before it existed (they could use it: they were tagged with it).
-    before = case((last.c.at < Category.created_at, Tag.example_pk))
+    tags = _counted_tags(
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        run_id=run_id,
+        counting=counting,
+    )
+    before = case((last.c.at < Category.created_at, tags.example_pk))
     tagged_rows = session.execute(
         select(
-            Tag.category_id,
+            tags.category_id,
             *by,
-            func.count(Tag.example_pk.distinct()),
+            func.count(tags.example_pk.distinct()),
             func.count(before.distinct()),
         )
-        .join(last, last.c.pk == Tag.example_pk)
-        .join(Category, Category.id == Tag.category_id)
-        .where(Category.project_id == project_id, *tagged_by(reviewer))
-        .group_by(Tag.category_id, *by)
+        .select_from(tags.source)
+        .join(last, last.c.pk == tags.example_pk)
+        .join(Category, Category.id == tags.category_id)
+        .where(Category.project_id == project_id, *tags.conditions)
+        .group_by(tags.category_id, *by)
     ).all()
     tagged = [
         (pk, label, prediction, design, n) for pk, label, prediction, design, n, _ in tagged_rows
@@ -966,9 +1056,18 @@ def _untagged_count(
     reviewer: Reviewers,
     confusion_pair: ConfusionPair,
     run_id: int | None = None,
+    counting: str = DEFAULT_COUNTING,
 ) -> int:
-    """Reviewed errors that no counted reviewer put in any category."""
-    tagged = exists().where(Tag.example_pk == Example.id, *tagged_by(reviewer))
+    """Reviewed errors in no category, as the counting mode counts them."""
+    tags = _counted_tags(
+        session,
+        project_id=project_id,
+        reviewer=reviewer,
+        confusion_pair=confusion_pair,
+        run_id=run_id,
+        counting=counting,
+    )
+    tagged = exists().where(tags.example_pk == Example.id, *tags.conditions)
     conditions = in_reviewed_sample(
         project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair, run_id=run_id
     )
@@ -1082,3 +1181,93 @@ def _table_lines(table: pd.DataFrame) -> list[str]:
     if any(table["too_few"]):
         lines.append(f"* fewer than {TOO_FEW_TO_RANK} reviews could have used it: too few to rank")
     return lines
+
+
+@dataclass(frozen=True)
+class _Tags:
+    """The tags that count under a counting mode, as (example_pk, category_id) rows of
+    `source` that meet `conditions`."""
+
+    source: FromClause
+    example_pk: ColumnElement
+    category_id: ColumnElement
+    conditions: tuple = ()
+
+
+def _check_counting(counting: str) -> None:
+    if counting not in COUNTING:
+        raise InvalidInput(f"unknown counting '{counting}' (use one of: {', '.join(COUNTING)})")
+
+
+def _counted_tags(
+    session: Session,
+    *,
+    project_id: int,
+    reviewer: Reviewers,
+    confusion_pair: ConfusionPair,
+    run_id: int | None,
+    counting: str,
+) -> _Tags:
+    """The tags the report counts under `counting` (COUNTING): the Tag table itself for
+    "any" (and for "adjudicated" when no lead has decided anything in the project, or with a
+    reviewer filter, which counts only those reviewers' own tags); else a subquery over the
+    reviewed sample's tags."""
+    _check_counting(counting)
+    names = reviewer_names(reviewer)
+    if counting == ADJUDICATED and (names or not _any_adjudication(session, project_id)):
+        counting = ANY
+    if counting == ANY:
+        return _Tags(Tag.__table__, Tag.example_pk, Tag.category_id, tuple(tagged_by(reviewer)))
+    sample = reviewed_sample_ids(
+        project_id=project_id, reviewer=reviewer, confusion_pair=confusion_pair, run_id=run_id
+    )
+    if counting == CONSENSUS:
+        # A tag counts unless one of the example's (counted) reviewers could have used the
+        # category and did not tag it.
+        theirs = aliased(Tag)
+        dissent = (
+            exists()
+            .where(
+                Review.example_pk == Tag.example_pk,
+                *([Review.reviewer.in_(names)] if names else []),
+                Review.reviewed_at >= Category.created_at,
+                or_(Category.scope != Scope.ERROR.value, Review.carried == false()),
+                ~exists()
+                .where(
+                    theirs.example_pk == Review.example_pk,
+                    theirs.category_id == Tag.category_id,
+                    theirs.reviewer == Review.reviewer,
+                )
+                .correlate_except(theirs),
+            )
+            .correlate_except(Review)
+        )
+        rows = (
+            select(Tag.example_pk.label("example_pk"), Tag.category_id.label("category_id"))
+            .join(Category, Category.id == Tag.category_id)
+            .where(Tag.example_pk.in_(sample), *tagged_by(reviewer), ~dissent)
+            .subquery()
+        )
+    else:
+        # The lead's categories on the examples they decided, everyone's tags elsewhere.
+        decided = exists().where(Adjudication.example_pk == Tag.example_pk)
+        rows = union_all(
+            select(AdjudicatedTag.example_pk, AdjudicatedTag.category_id).where(
+                AdjudicatedTag.example_pk.in_(sample)
+            ),
+            select(Tag.example_pk, Tag.category_id).where(Tag.example_pk.in_(sample), ~decided),
+        ).subquery()
+    return _Tags(rows, rows.c.example_pk, rows.c.category_id)
+
+
+def _any_adjudication(session: Session, project_id: int) -> bool:
+    """Whether a lead has decided any example of the project."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Adjudication.example_pk == Example.id, Example.project_id == project_id
+                )
+            )
+        )
+    )

@@ -454,8 +454,12 @@ def test_report_json_has_the_documented_keys(db: Database, write_predictions) ->
         "categories",
         "not_yet_explained",
         "notes",
+        "counting",
+        "counting_sentence",
+        "awaiting_adjudication",
     ]
     assert json.loads(json.dumps(data)) == data
+    assert (data["counting"], data["awaiting_adjudication"]) == ("adjudicated", 0)
     assert (data["dev_examples"], data["misclassified"], data["reviewed"]) == (100, 10, 2)
     assert [c["category"] for c in data["categories"]] == ["blurry"]
     assert list(data["categories"][0]) == list(report.CEILING_COLUMNS)
