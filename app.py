@@ -23,7 +23,9 @@ pages = [
     st.Page("app_pages/gallery.py", title="Gallery", icon="🖼️", url_path="gallery"),
     st.Page("app_pages/categories.py", title="Categories", icon="🗂️", url_path="categories"),
     st.Page("app_pages/report.py", title="Ceiling report", icon="📊", url_path="report"),
+    st.Page("app_pages/adjudicate.py", title="Adjudicate", icon="🧑‍⚖️", url_path="adjudicate"),
     st.Page("app_pages/compare.py", title="Compare runs", icon="⚖️", url_path="compare"),
+    st.Page("app_pages/history.py", title="History", icon="🕘", url_path="history"),
     st.Page("app_pages/projects.py", title="Projects", icon="📁", url_path="projects"),
 ]
 signed_out = needs_sign_in()  # sign-in is configured and nobody is signed in

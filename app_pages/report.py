@@ -19,7 +19,16 @@ from app_pages.common import (
     transaction,
 )
 from app_pages.text import plain
-from labeltool import agreement, eyeball, report, report_cache, review_queue, signals, splits
+from labeltool import (
+    agreement,
+    double_review,
+    eyeball,
+    report,
+    report_cache,
+    review_queue,
+    signals,
+    splits,
+)
 from labeltool.categories import list_categories, update_category
 from labeltool.export import FIXED_COLUMNS, corrections_table, long_table, to_csv, wide_table
 from labeltool.models import Project, confusion_pair_name
@@ -30,6 +39,12 @@ PERCENT = "{:.1%}"
 PERCENT_COLUMNS = report.FRACTION_COLUMNS
 #: The colour of reviewed errors in no category, and of the error left after a fix.
 GREY = "#9e9e9e"
+#: The counting modes as the page names them.
+COUNTING_LABELS = {
+    report.ADJUDICATED: "adjudicated",
+    report.CONSENSUS: "consensus",
+    report.ANY: "any reviewer",
+}
 
 
 def _percentages(frame: pd.DataFrame, columns) -> Styler:
@@ -89,7 +104,7 @@ with transaction() as session:
     reviewers = report.reviewer_counts(session, project_id=project.id, run_id=run_id)
     pairs = review_queue.confusion_pairs(session, project_id=project.id, run_id=run_id)
 pair_errors = {(r.label, r.prediction): r.errors for r in pairs.itertuples(index=False)}
-left, right = st.columns(2)
+left, middle, right = st.columns(3)
 who = left.selectbox(
     "Reviewer",
     [None, *reviewers["reviewer"]],
@@ -107,7 +122,22 @@ pair = right.selectbox(
     help="Only the errors of one confusion pair (true label -as- predicted label); ceilings "
     "then use that pair's part of the dev error.",
 )
-scope = {"project_id": project.id, "reviewer": who, "confusion_pair": pair, "run_id": run_id}
+counting = middle.selectbox(
+    "Counting",
+    list(report.COUNTING),
+    format_func=COUNTING_LABELS.get,
+    key="report_counting",
+    help="How an error several reviewers reviewed counts under a category: adjudicated, the "
+    "lead's decision where there is one (elsewhere any reviewer's tag); consensus, only when "
+    "every reviewer who reviewed it tagged it; any reviewer, when anyone tagged it.",
+)
+scope = {
+    "project_id": project.id,
+    "reviewer": who,
+    "confusion_pair": pair,
+    "run_id": run_id,
+    "counting": counting,
+}
 
 # Each number once per rerun: the ranking by effort is derived from this table, and the
 # downloads are built only when one is clicked (see the end of the page).
@@ -133,6 +163,11 @@ metrics[2].metric(
 )
 metrics[3].metric("Reviewed errors", f"{top.reviewed:,}")
 (st.warning if top.reviewed < review_queue.TOO_FEW_TO_RANK else st.caption)(top.sample_guidance)
+# Which counting the numbers use, and what is left for the lead to decide.
+(st.warning if top.awaiting_adjudication else st.caption)(
+    f"{plain(top.counting_sentence)}."
+    + (" A lead settles them on the **Adjudicate** page." if top.awaiting_adjudication else "")
+)
 if top.reviewed:
     # What the shares below rest on: random reviews only; targeted ones are counted apart.
     (st.warning if top.targeted and not top.random_reviews else st.caption)(
@@ -414,6 +449,7 @@ st.columns([1, 2])[0].number_input(
     on_change=action,
     args=(_save_eyeball_share,),
 )
+
 if split.fraction is not None:
     parts = st.columns(2)
     parts[0].metric(
@@ -428,6 +464,36 @@ if split.fraction is not None:
     )
     if split.warning:
         st.warning(split.warning)
+
+
+def _save_overlap_share(session) -> None:
+    share = st.session_state["overlap_share"]
+    double_review.set_overlap_fraction(
+        session,
+        project_id=project.id,
+        fraction=None if share is None else share / 100,
+        user=reviewer() or None,
+    )
+
+
+st.subheader("Double review")
+with transaction() as session:
+    overlap = session.get(Project, project.id).overlap_fraction
+st.columns([1, 2])[0].number_input(
+    "Double-review share of the random queue (%)",
+    min_value=0.0,
+    max_value=100.0,
+    value=None if overlap is None else overlap * 100,
+    step=5.0,
+    key="overlap_share",
+    placeholder="none: one reviewer each",
+    help="This random part of the errors is reviewed by two reviewers, each blind to the "
+    "other's tags until both are done; their agreement is measured below and a lead settles "
+    "their disagreements (Adjudicate). Raising it later adds errors without taking any out. "
+    "Empty or 0: one reviewer each.",
+    on_change=action,
+    args=(_save_overlap_share,),
+)
 
 # --- how good the suggestions are -------------------------------------------------------------
 st.subheader("How good the suggestions are")
@@ -479,6 +545,14 @@ else:
 
 # --- do reviewers agree? ----------------------------------------------------------------------
 st.subheader("Do reviewers agree?")
+with transaction() as session:
+    progress = report_cache.kept(
+        session,
+        project_id=project.id,
+        key=("double_review_status", run_id),
+        compute=lambda: double_review.status(session, project_id=project.id, run_id=run_id),
+    )
+st.caption(f"👥 Double review: {plain(progress.sentence)}.")
 with transaction() as session:
     # Kept per data version like the table above: a tag or a review gives a new one.
     agreeing = report_cache.kept(
@@ -547,7 +621,7 @@ clashing = [c.name for c in categories if c.name.casefold() in fixed]
 builders = {
     "wide": lambda session: wide_table(session, project_id=project.id, run_id=run_id),
     "long": lambda session: long_table(session, project_id=project.id, run_id=run_id),
-    "report": lambda session: table,
+    "report": lambda session: table,  # as this view counts (its file name says how)
     "corrections": lambda session: corrections_table(session, project_id=project.id, run_id=run_id),
 }
 labels = {
@@ -568,7 +642,9 @@ for column, (name, build) in zip(st.columns(len(builders)), builders.items(), st
     column.download_button(
         labels[name],
         data=_csv_when_clicked(database(), build),
-        file_name=f"{file_stem}-{name}.csv",
+        file_name=f"{file_stem}-{name}-{counting}.csv"
+        if name == "report"
+        else f"{file_stem}-{name}.csv",
         mime="text/csv",
         key=f"download_{name}",
         on_click="ignore",
