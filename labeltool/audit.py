@@ -24,8 +24,8 @@ import enum
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import delete, event, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,9 @@ from labeltool.models import (
     Tag,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Kind(enum.StrEnum):
@@ -435,13 +438,16 @@ def history(
     example_id: str | None = None,
     user: str | None = None,
     kinds: Iterable[str] = (),
+    change: str | None = None,
     limit: int | None = None,
 ) -> pd.DataFrame:
     """The project's audit trail, newest first: one row per change of one value, with when,
     who, what kind of change, the run and example it touched, the old and new value, whose
     tag or review it was (when not the user's own), and the change it belongs to (and the one
     it undoes, for an undo). Filtered by the user's `example_id` (every run), `user` and
-    `kinds`; at most `limit` rows."""
+    `kinds`, or to one `change` (its change_id); at most `limit` rows."""
+    import pandas as pd
+
     query = (
         select(
             AuditEvent.at,
@@ -464,6 +470,8 @@ def history(
         query = query.where(AuditEvent.example_id == example_id)
     if user is not None:
         query = query.where(AuditEvent.user == _name(user))
+    if change is not None:
+        query = query.where(AuditEvent.change_id == change)
     kinds = [Kind(k).value for k in kinds]
     if kinds:
         query = query.where(AuditEvent.kind.in_(kinds))
@@ -473,6 +481,17 @@ def history(
     for column in HISTORY_COLUMNS[1:]:  # text: a missing value is None, as in the database
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
+
+
+def users(session: Session, *, project_id: int) -> list[str]:
+    """Everyone who changed something in the project, by name."""
+    return sorted(
+        u
+        for u in session.scalars(
+            select(AuditEvent.user).where(AuditEvent.project_id == project_id).distinct()
+        )
+        if u
+    )
 
 
 # --- undo ----------------------------------------------------------------------------------

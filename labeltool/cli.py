@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from labeltool import __version__
+from labeltool.audit import Kind
 from labeltool.config import APP_PATH, DB_ENV_VAR, SPLITS, database_url
 from labeltool.db import Database
 from labeltool.errors import LabeltoolError
@@ -818,6 +819,84 @@ def _agreement_line(row) -> str:
         f"{row.statistic} {row.coefficient:5.2f} (95% {row.ci_low:.2f} to {row.ci_high:.2f}, "
         f"{row.reading})"
     )
+
+
+@cli.command("history")
+@click.option("--project", required=True, help="Project name.")
+@click.option("--example", "example_id", help="Only this example's changes (in every run).")
+@click.option("--user", "by", help="Only this user's changes.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice([k.value for k in Kind]),
+    help="Only changes of this kind (repeat for more).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows, newest first.")
+@_format_option(
+    "table: one line a change of one value, newest first; csv and json: at, user, change, run, "
+    "example_id, what, old, new, whose, change_id, undoes."
+)
+@click.pass_obj
+def history_command(
+    state: _State,
+    project: str,
+    example_id: str | None,
+    by: str | None,
+    kinds: tuple[str, ...],
+    limit: int | None,
+    output_format: str,
+) -> None:
+    """The project's audit trail: who changed which tag, comment, corrected label, review
+    state, category or setting, when, and from what to what. Newest first."""
+    from labeltool.audit import history
+    from labeltool.projects import get_project
+
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        table = history(
+            session,
+            project_id=project_id,
+            example_id=example_id,
+            user=by,
+            kinds=kinds,
+            limit=limit,
+        )
+    if output_format == "table" and table.empty:
+        click.echo("no changes recorded" + (f" for example {example_id}" if example_id else ""))
+        return
+    table["at"] = [_iso(at) for at in table["at"]]
+    _print_table(table, output_format, _history_line)
+
+
+def _history_line(row) -> str:
+    what = "" if row.what == row.change else f" {row.what}"
+    where = f" run {row.run} example {row.example_id}" if row.example_id else ""
+    whose = f" ({row.whose}'s)" if row.whose else ""
+    undo = " [undo]" if row.undoes else ""
+    return (
+        f"{row.at[:19]}  {row.user or '(nobody named)'}  {row.change}{what}{whose}{where}: "
+        f"{_shown_value(row.old)} -> {_shown_value(row.new)}{undo}"
+    )
+
+
+def _shown_value(value) -> str:
+    return "(none)" if value is None else repr(value)
+
+
+@cli.command("undo")
+@click.option("--project", required=True, help="Project name.")
+@click.pass_obj
+def undo_command(state: _State, project: str) -> None:
+    """Undo your own last change in the project (acting as --as / $LABELTOOL_USER): every
+    value it set goes back, unless someone changed one since."""
+    from labeltool.audit import undo_last
+    from labeltool.projects import get_project
+
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        undone = undo_last(session, project_id=project_id, user=state.user)
+    click.echo(f"undid {undone.summary} ({undone.values} value{'s' if undone.values != 1 else ''})")
 
 
 @cli.command("similar")
