@@ -99,6 +99,24 @@ def _format_option(help: str):
     )
 
 
+#: The report's counting modes (labeltool.report.COUNTING), named here so that the CLI starts
+#: without importing the report (tests/test_cli_double_review.py checks they agree).
+_COUNTING = ("adjudicated", "consensus", "any")
+
+
+def _counting_option():
+    """The --counting option of the commands that print or export the report's numbers."""
+    return click.option(
+        "--counting",
+        type=click.Choice(_COUNTING),
+        default="adjudicated",
+        show_default=True,
+        help="How an error several reviewers reviewed counts under a category: adjudicated, "
+        "the lead's decision where there is one (elsewhere any reviewer's tag); consensus, "
+        "only when every reviewer who reviewed it tagged it; any, when anyone tagged it.",
+    )
+
+
 @cli.command("import")
 @click.argument("predictions", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--project", required=True, help="Project name (created if new).")
@@ -541,6 +559,7 @@ def serve_command(state: _State, port: int, host: str) -> None:
     "run_name",
     help="The run (model version) to report on [default: the project's latest run].",
 )
+@_counting_option()
 @click.pass_obj
 def report_command(
     state: _State,
@@ -550,6 +569,7 @@ def report_command(
     include_archived: bool,
     confusion_pair: tuple[str, str] | None,
     run_name: str | None,
+    counting: str,
 ) -> None:
     """Rank the error categories by share of the reviewed errors, with each one's ceiling.
 
@@ -582,6 +602,7 @@ def report_command(
             "reviewer": reviewer,
             "confusion_pair": pair,
             "run_id": run.id,
+            "counting": counting,
         }
         if output_format == "json":
             data = report.report_json(session, **scope, include_archived=include_archived)
@@ -899,6 +920,120 @@ def undo_command(state: _State, project: str) -> None:
     click.echo(f"undid {undone.summary} ({undone.values} value{'s' if undone.values != 1 else ''})")
 
 
+@cli.command("overlap")
+@click.option("--project", required=True, help="Project name.")
+@click.option("--run", "run_name", help="The run [default: the project's latest run].")
+@click.argument("share", required=False, metavar="[PERCENT]")
+@click.pass_obj
+def overlap_command(state: _State, project: str, run_name: str | None, share: str | None) -> None:
+    """Have PERCENT of the random queue's errors reviewed by two reviewers, each blind to the
+    other's tags until both are done (a lead's setting, acting with --as; 0: one reviewer
+    each). Raising it later adds errors without taking any out. Without PERCENT, shows how
+    far the double review has got."""
+    from labeltool import double_review
+    from labeltool.projects import get_project
+    from labeltool.runs import get_run
+
+    fraction = None
+    if share is not None:
+        try:
+            fraction = float(share.strip().removesuffix("%")) / 100
+        except ValueError:
+            raise click.BadParameter(
+                f"'{share}' is not a percentage (e.g. 20 or 20%)", param_hint="PERCENT"
+            ) from None
+        if not 0.0 <= fraction <= 1.0:
+            raise click.BadParameter(f"{share} is not between 0 and 100", param_hint="PERCENT")
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        if share is not None:
+            double_review.set_overlap_fraction(
+                session, project_id=project_id, fraction=fraction, user=state.user
+            )
+        run = get_run(session, project_id=project_id, name=run_name)
+        progress = double_review.status(session, project_id=project_id, run_id=run.id)
+    click.echo(f"project '{project}': {progress.sentence}")
+
+
+@cli.command("disagreements")
+@click.option("--project", required=True, help="Project name.")
+@click.option("--run", "run_name", help="The run [default: the project's latest run].")
+@click.option(
+    "--all", "include_adjudicated", is_flag=True, help="Include those a lead already decided."
+)
+@_format_option(
+    "table: one line an error; csv and json: example_id, label, prediction, reviewers, tags, "
+    "consensus, differing, adjudicated, decided, lead."
+)
+@click.pass_obj
+def disagreements_command(
+    state: _State,
+    project: str,
+    run_name: str | None,
+    include_adjudicated: bool,
+    output_format: str,
+) -> None:
+    """The errors two or more reviewers tagged differently (on a category every one of them
+    could have used), awaiting a lead's decision (`labeltool adjudicate`)."""
+    import json
+
+    from labeltool import double_review
+    from labeltool.projects import get_project
+    from labeltool.runs import get_run
+
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        run = get_run(session, project_id=project_id, name=run_name)
+        rows = double_review.disagreements(
+            session, project_id=project_id, run_id=run.id, include_adjudicated=include_adjudicated
+        )
+    if output_format == "json":
+        click.echo(json.dumps(double_review.to_records(rows), indent=2, ensure_ascii=False))
+        return
+    if output_format == "table" and not rows:
+        click.echo(f"project '{project}': no disagreement awaits adjudication")
+        return
+    _print_table(double_review.to_frame(rows), output_format, _disagreement_line)
+
+
+def _disagreement_line(row) -> str:
+    decided = f"  decided by {row.lead}: {row.decided or '(none)'}" if row.adjudicated else ""
+    return f"{row.example_id}  {row.label}-as-{row.prediction}  {row.tags}{decided}"
+
+
+@cli.command("adjudicate")
+@click.option("--project", required=True, help="Project name.")
+@click.option("--run", "run_name", help="The run [default: the project's latest run].")
+@click.option("--example", "example_id", required=True, help="The example's id.")
+@click.option(
+    "--categories",
+    required=True,
+    help='The final categories, comma-separated, e.g. "blurry,dark" ("" for none).',
+)
+@click.pass_obj
+def adjudicate_command(
+    state: _State, project: str, run_name: str | None, example_id: str, categories: str
+) -> None:
+    """Settle a disagreement: the example's categories are those given, whatever its
+    reviewers tagged (a lead's decision, acting with --as; a new decision replaces the last).
+    The report counts it so by default (--counting adjudicated)."""
+    from labeltool import double_review
+    from labeltool.labeling import find_example
+    from labeltool.projects import get_project
+    from labeltool.runs import get_run
+
+    names = [name for name in categories.split(",") if name.strip()]
+    with state.database().begin() as session:
+        project_id = get_project(session, project).id
+        run = get_run(session, project_id=project_id, name=run_name)
+        pk = find_example(session, project_id=project_id, example_id=example_id, run_id=run.id)
+        ids = double_review.category_ids_by_name(session, project_id=project_id, names=names)
+        decided = double_review.adjudicate(
+            session, example_pk=pk, category_ids=ids, lead=state.user
+        )
+    click.echo(f"example '{example_id}': {', '.join(decided) or 'no category'} (adjudicated)")
+
+
 @cli.command("similar")
 @click.option("--project", required=True, help="Project name.")
 @click.option("--run", "run_name", help="The run [default: the project's latest run].")
@@ -1085,9 +1220,10 @@ def _print_table(table, output_format: str, line) -> None:
     "run_name",
     help="The run (model version) to export [default: the project's latest run].",
 )
+@_counting_option()
 @click.pass_obj
 def export_command(
-    state: _State, project: str, table: str, out: Path, run_name: str | None
+    state: _State, project: str, table: str, out: Path, run_name: str | None, counting: str
 ) -> None:
     """Write one of the project's tables as a CSV safe to open in a spreadsheet."""
     from labeltool.export import export_table, to_csv
@@ -1097,13 +1233,16 @@ def export_command(
     with state.database().begin() as session:
         project_id = get_project(session, project).id
         run = get_run(session, project_id=project_id, name=run_name)
-        frame = export_table(session, project_id=project_id, table=table, run_id=run.id)
+        frame = export_table(
+            session, project_id=project_id, table=table, run_id=run.id, counting=counting
+        )
     try:
         to_csv(frame, out)
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
     rows = f"{len(frame)} row{'' if len(frame) == 1 else 's'}"
-    click.echo(f"wrote the {table} table of project '{project}' ({rows}) to {out}")
+    counted = f", counting: {counting}" if table == "report" else ""
+    click.echo(f"wrote the {table} table of project '{project}' ({rows}{counted}) to {out}")
 
 
 @cli.command("import-tags")

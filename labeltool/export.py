@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from labeltool.categories import list_categories
 from labeltool.errors import InvalidInput
 from labeltool.models import Category, Example, Review, Tag
-from labeltool.report import ceiling_table
+from labeltool.report import DEFAULT_COUNTING, ceiling_table
 from labeltool.sample import counted_tags, in_reviewed_sample, reviewed_sample_ids
 
 #: The wide table's columns before the category columns, and after them.
@@ -184,15 +184,28 @@ def corrections_table(
     )
 
 
-def report_table(session: Session, *, project_id: int, run_id: int | None = None) -> pd.DataFrame:
-    """The ceiling table of the whole project (every reviewer), as `report.ceiling_table`."""
-    return ceiling_table(session, project_id=project_id, run_id=run_id)
+def report_table(
+    session: Session,
+    *,
+    project_id: int,
+    run_id: int | None = None,
+    counting: str = DEFAULT_COUNTING,
+) -> pd.DataFrame:
+    """The ceiling table of the whole project (every reviewer), as `report.ceiling_table`,
+    counted as `counting` says (labeltool.report.COUNTING)."""
+    return ceiling_table(session, project_id=project_id, run_id=run_id, counting=counting)
 
 
 def export_table(
-    session: Session, *, project_id: int, table: str, run_id: int | None = None
+    session: Session,
+    *,
+    project_id: int,
+    table: str,
+    run_id: int | None = None,
+    counting: str = DEFAULT_COUNTING,
 ) -> pd.DataFrame:
-    """The table called `table` (one of TABLES)."""
+    """The table called `table` (one of TABLES); the report table counted as `counting`
+    says."""
     builders = {
         "wide": wide_table,
         "long": long_table,
@@ -201,6 +214,8 @@ def export_table(
     }
     if table not in builders:
         raise InvalidInput(f"unknown table '{table}' (use one of: {', '.join(TABLES)})")
+    if table == "report":
+        return report_table(session, project_id=project_id, run_id=run_id, counting=counting)
     return builders[table](session, project_id=project_id, run_id=run_id)
 
 
