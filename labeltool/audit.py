@@ -572,8 +572,9 @@ def _check_unchanged_since(session: Session, row: AuditEvent) -> None:
     )
     who = f"{later.user or 'someone'} changed it at {later.at:%Y-%m-%d %H:%M}" if later else ""
     where = f" of example {row.example_id}" if row.example_id else ""
+    what = row.kind if row.field in ("", row.kind) else f"{row.kind} {row.field!r}"
     raise InvalidInput(
-        f"cannot undo: the {row.kind} {row.field!r}{where} is no longer what you left it"
+        f"cannot undo: the {what}{where} is no longer what you left it"
         + (f" ({who})" if who else "")
         + "; nothing was undone"
     )
