@@ -75,9 +75,13 @@ def make_engine(url: str) -> Engine:
         # The driver sends BEGIN only before the first INSERT/UPDATE/DELETE; a SAVEPOINT
         # before one would open the transaction itself, and releasing it would commit the
         # caller's whole transaction, so a later rollback could not undo it.
+        # IMMEDIATE: a savepoint is opened only to write (each review-screen action has one).
+        # A deferred transaction would read first and then, if another reviewer wrote in
+        # between, fail at its first write with "database is locked" at once; an immediate
+        # one waits its turn for the write lock (the busy timeout) before reading anything.
         driver = connection.connection.driver_connection
         if not driver.in_transaction:
-            driver.execute("BEGIN")
+            driver.execute("BEGIN IMMEDIATE")
 
     return engine
 
