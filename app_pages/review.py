@@ -48,11 +48,13 @@ who = reviewer()
 with transaction() as session:
     categories = list_categories(session, project_id=project.id)
     pairs = review_queue.confusion_pairs(session, project_id=project.id, run_id=project.run_id)
-# The reviewer's own queue: with double review, it holds the overlap errors waiting for a
-# second reviewer, and never an error they reviewed themselves.
-queue: QueueFilter = dataclasses.replace(
-    queue_filter_widgets(project, pairs=pairs, categories=categories), reviewer=who or None
-)
+    overlap = session.scalar(select(Project.overlap_fraction).where(Project.id == project.id))
+queue: QueueFilter = queue_filter_widgets(project, pairs=pairs, categories=categories)
+if overlap:
+    # The reviewer's own queue: with double review, it holds the overlap errors waiting for a
+    # second reviewer, and never an error they reviewed themselves. (Without an overlap share
+    # the reviewer changes nothing, so the queue's queries stay as lean as they were.)
+    queue = dataclasses.replace(queue, reviewer=who or None)
 if queue.confusion_pair is not None:
     pair_name = confusion_pair_name(*queue.confusion_pair)
     if all(c.name.lower() != pair_name.lower() for c in categories):
@@ -164,13 +166,16 @@ with transaction() as session:
         session, pks=order + ([previous] if previous else []), reviewer=who
     )
     # Double review: on an overlap error not yet done by two, the reviewer sees only their tags.
-    views, blind = review_actions.hide_others_while_blind(
-        session, project_id=project.id, views=views, reviewer=who
+    views, blind = (
+        review_actions.hide_others_while_blind(
+            session, project_id=project.id, views=views, reviewer=who
+        )
+        if overlap
+        else (views, frozenset())
     )
     standings = review_actions.standings(
         session, project_id=project.id, queue=queue, views=views, blind=blind
     )
-    overlap = session.scalar(select(Project.overlap_fraction).where(Project.id == project.id))
     progress = review_queue.review_progress(session, project_id=project.id, run_id=project.run_id)
     in_queue = review_queue.queue_count(session, project_id=project.id, queue=queue)
 current = order[0] if order else None

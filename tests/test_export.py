@@ -337,10 +337,11 @@ def test_export_command_writes_each_table(
         cli, ["--db", db_url, "export", "--project", PROJECT, "--table", table, "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
+    counted = ", counting: adjudicated" if table == "report" else ""  # the report says how
     assert (
         result.output
-        == f"wrote the {table} table of project '{PROJECT}' ({rows} row{'' if rows == 1 else 's'}) "
-        f"to {out}\n"
+        == f"wrote the {table} table of project '{PROJECT}' ({rows} row{'' if rows == 1 else 's'}"
+        f"{counted}) to {out}\n"
     )
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == first_line
