@@ -366,6 +366,7 @@ st.columns([1, 2])[0].number_input(
     on_change=lambda: action(
         splits.set_human_level_error,
         project_id=project.id,
+        user=reviewer(),
         error=None
         if st.session_state["human_level_error"] is None
         else st.session_state["human_level_error"] / 100,

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from labeltool.models import (
     AdjudicatedTag,
+    Adjudication,
     AuditEvent,
     Category,
     Example,
@@ -74,6 +75,8 @@ EXAMPLE_KINDS = frozenset(
 )
 #: The `new` value of a tag (or adjudicated category) that is on.
 TAGGED = "tagged"
+#: The field and `new` value of an example's first adjudication (its categories follow).
+DECIDED = "decided"
 
 
 @dataclass(frozen=True)
@@ -637,6 +640,9 @@ def _value_now(session: Session, row: AuditEvent) -> str | None:
                 ProjectMember.project_id == row.project_id, ProjectMember.user == row.field
             )
         )
+    if kind is Kind.ADJUDICATION and row.category_id is None:  # the decision itself
+        there = session.get(Adjudication, row.example_pk)
+        return DECIDED if there is not None else None
     if kind is Kind.ADJUDICATION:
         there = session.scalar(
             select(AdjudicatedTag.category_id).where(
@@ -706,6 +712,8 @@ def _revert(session: Session, row: AuditEvent) -> Change:
             session.add(ProjectMember(project_id=row.project_id, user=row.field, role=old))
         else:
             member.role = old
+    elif kind is Kind.ADJUDICATION and row.category_id is None:
+        session.execute(delete(Adjudication).where(Adjudication.example_pk == row.example_pk))
     elif kind is Kind.ADJUDICATION:
         if old is None:
             session.execute(

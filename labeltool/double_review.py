@@ -433,17 +433,34 @@ def adjudicate(
         project_id=project_id,
         user=lead,
         changes=[
-            audit.Change(
-                audit.Kind.ADJUDICATION,
-                field=live[pk][0],
-                old=audit.TAGGED if pk in old else None,
-                new=audit.TAGGED if pk in wanted else None,
-                example_pk=example_pk,
-                example_id=example.example_id,
-                run_id=example.run_id,
-                category_id=pk,
-            )
-            for pk in changed
+            # A first decision is a change even when it keeps no category at all.
+            *(
+                [
+                    audit.Change(
+                        audit.Kind.ADJUDICATION,
+                        field=audit.DECIDED,
+                        new=audit.DECIDED,
+                        example_pk=example_pk,
+                        example_id=example.example_id,
+                        run_id=example.run_id,
+                    )
+                ]
+                if decision is None
+                else []
+            ),
+            *(
+                audit.Change(
+                    audit.Kind.ADJUDICATION,
+                    field=live[pk][0],
+                    old=audit.TAGGED if pk in old else None,
+                    new=audit.TAGGED if pk in wanted else None,
+                    example_pk=example_pk,
+                    example_id=example.example_id,
+                    run_id=example.run_id,
+                    category_id=pk,
+                )
+                for pk in changed
+            ),
         ],
     )
     touch(session, project_id)  # the report's adjudicated counts change (SQLite's version)

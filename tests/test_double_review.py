@@ -9,7 +9,7 @@ import math
 import pytest
 from sqlalchemy import select
 
-from labeltool import double_review, labeling, report
+from labeltool import audit, double_review, labeling, report
 from labeltool.agreement import COHEN, agreement
 from labeltool.categories import create_category
 from labeltool.db import Database
@@ -307,10 +307,33 @@ def test_only_a_lead_adjudicates_and_the_trail_keeps_each_decided_category(
     assert stored == {dark}
     assert (shown.decided, shown.lead) == (["dark"], "ann")
     assert _audit(db, project_id, "adjudication") == [
+        ("ann", "decided", None, "decided"),
         ("ann", "blurry", None, "tagged"),
         ("ann", "blurry", "tagged", None),
         ("ann", "dark", None, "tagged"),
     ]
+
+
+def test_a_first_decision_of_no_category_is_kept_and_can_be_undone(
+    db: Database, write_predictions
+) -> None:
+    """Deciding that neither reviewer's category holds is a change in the trail too, and the
+    lead's undo takes the decision back: the example is a disagreement again."""
+    project_id, pks = _project(db, write_predictions, dev=10, errors=5)
+    blurry, dark = _categories(db, project_id, "blurry", "dark")
+    _team(db, project_id)
+    _review(db, pks[0], "bob", [blurry])
+    _review(db, pks[0], "cy", [dark])
+    with db.begin() as session:
+        assert (
+            double_review.adjudicate(session, example_pk=pks[0], category_ids=[], lead="ann") == []
+        )
+    assert _audit(db, project_id, "adjudication") == [("ann", "decided", None, "decided")]
+    with db.begin() as session:
+        assert double_review.disagreements(session, project_id=project_id) == []
+        audit.undo_last(session, project_id=project_id, user="ann")
+    with db.begin() as session:
+        assert len(double_review.disagreements(session, project_id=project_id)) == 1
 
 
 def test_adjudicating_refuses_an_archived_or_unknown_category(
