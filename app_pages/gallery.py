@@ -38,7 +38,7 @@ from app_pages.common import (
 )
 from app_pages.text import plain
 from app_pages.widgets.gallery_grid import GridAction, gallery_grid, new_actions
-from labeltool import labeling, review_queue, similar
+from labeltool import labeling, review_actions, review_queue, similar
 from labeltool.categories import create_category, list_categories
 from labeltool.errors import InvalidInput, UnknownCategory, UnknownExample
 from labeltool.images import ImageUnavailable
@@ -248,6 +248,16 @@ def _page_size_and_page(
     return page_size, page
 
 
+def _views(session, pks, who: str):
+    """The tiles' examples as `who` may see them: on a double-reviewed error neither reviewer
+    has seen the other's tags until both are done (labeltool.double_review)."""
+    views = labeling.example_views(session, pks=pks, reviewer=who)
+    shown, _blind = review_actions.hide_others_while_blind(
+        session, project_id=project.id, views=views, reviewer=who
+    )
+    return shown
+
+
 def _grid(views, who: str, notes: dict[int, str] | None = None) -> None:
     gallery_grid(
         key=GRID_KEY,
@@ -273,7 +283,7 @@ def _queue_view(who: str) -> None:
             offset=(page - 1) * page_size,
             limit=page_size,
         )
-        views = labeling.example_views(session, pks=pks, reviewer=who)
+        views = _views(session, pks, who)
     _grid(views, who)
 
 
@@ -325,7 +335,7 @@ def _similar_view(example_id: str, who: str) -> None:
         f"Nearest first, {_source_caption(space)}. Distance: 0 is the same picture, 1 unrelated."
     )
     with transaction() as session:
-        views = labeling.example_views(session, pks=[pk, *(n for n, _ in found)], reviewer=who)
+        views = _views(session, [pk, *(n for n, _ in found)], who)
     notes = {pk: "this one"} | {n: f"distance {d:.3f}" for n, d in found}
     _grid(views, who, notes)
 
@@ -441,7 +451,7 @@ def _cluster_detail(cluster, who: str) -> None:
     )
     shown = members[(page - 1) * page_size : page * page_size]
     with transaction() as session:
-        views = labeling.example_views(session, pks=shown, reviewer=who)
+        views = _views(session, shown, who)
     _grid(views, who, {shown[0]: "nearest the centre"} if page == 1 and shown else None)
 
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from labeltool import labeling
+from labeltool import double_review, labeling
 from labeltool.categories import create_category
 from labeltool.config import APP_PATH, DB_ENV_VAR
 from labeltool.db import Database
@@ -351,3 +351,22 @@ def _send(at: AppTest, *actions: object, who: str = "ann") -> AppTest:
     stamped = [{"reviewer": who, **a} if isinstance(a, dict) else a for a in actions]
     at.session_state[GRID] = {"grid": {"client": "test-client", "actions": stamped}}
     return at.run()
+
+
+def test_tiles_hide_other_reviewers_tags_on_a_double_reviewed_error(
+    project: AppProject,
+) -> None:
+    """With an overlap share, the Gallery is as blind as the review screen: on an overlap
+    error fewer than two reviewers have finished, a reviewer sees only their own tags."""
+    first, second = project.queue()[:2]
+    with project.db.begin() as session:
+        double_review.set_overlap_fraction(session, project_id=project.id, fraction=1.0, user="ann")
+        labeling.set_tag(session, example_pks=[first], category_id=project.blurry, reviewer="ann")
+        labeling.set_tag(
+            session, example_pks=[first, second], category_id=project.mislabeled, reviewer="bob"
+        )
+
+    tiles = {t["pk"]: t for t in _grid(_gallery(reviewer="ann"))["tiles"]}
+
+    assert tiles[first]["tags"] == [{"id": project.blurry, "mine": True, "by": ["ann"]}]
+    assert tiles[second]["tags"] == []
