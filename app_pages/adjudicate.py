@@ -38,8 +38,14 @@ st.caption(
 )
 
 with transaction() as session:
-    waiting = double_review.disagreements(session, project_id=project.id, run_id=project.run_id)
-    progress = double_review.status(session, project_id=project.id, run_id=project.run_id)
+    # Worked out once a rerun: the status counts them too.
+    found = double_review.disagreements(
+        session, project_id=project.id, run_id=project.run_id, include_adjudicated=True
+    )
+    waiting = [d for d in found if not d.adjudicated]
+    progress = double_review.status(
+        session, project_id=project.id, run_id=project.run_id, found=found
+    )
     categories = list_categories(session, project_id=project.id)
     may_decide = is_open(session, project_id=project.id) or (
         role_of(session, project.id, who) is Role.LEAD

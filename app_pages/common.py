@@ -65,6 +65,8 @@ class ProjectInfo:
     images_root: str
     #: The share of the dev set reviewers look at (None: all of it).
     eyeball_fraction: float | None = None
+    #: The share of the random queue two reviewers review (None: one each; double_review).
+    overlap_fraction: float | None = None
     #: The project's runs, oldest first.
     runs: tuple[RunChoice, ...] = ()
     #: The run the pages show: the one picked in the sidebar, else the latest (None: no run).
@@ -234,6 +236,7 @@ def current_project() -> ProjectInfo | None:
         class_names=tuple(project.class_names or ()),
         images_root=project.images_root,
         eyeball_fraction=project.eyeball_fraction,
+        overlap_fraction=project.overlap_fraction,
         runs=runs,
         run_id=chosen.id if chosen else None,
     )

@@ -478,8 +478,7 @@ def _save_overlap_share(session) -> None:
 
 
 st.subheader("Double review")
-with transaction() as session:
-    overlap = session.get(Project, project.id).overlap_fraction
+overlap = project.overlap_fraction
 st.columns([1, 2])[0].number_input(
     "Double-review share of the random queue (%)",
     min_value=0.0,

@@ -15,7 +15,6 @@ have keys of their own that only change how the browser draws the image.
 import dataclasses
 
 import streamlit as st
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app_pages.common import (
@@ -36,7 +35,7 @@ from app_pages.widgets.review_screen import review_screen, screen_state
 from labeltool import labeling, review_actions, review_queue
 from labeltool.categories import list_categories
 from labeltool.errors import InvalidInput, UnknownExample
-from labeltool.models import Project, confusion_pair_name
+from labeltool.models import confusion_pair_name
 from labeltool.review_queue import QueueFilter
 
 #: How many refused actions each browser is told about (the newest).
@@ -48,8 +47,8 @@ who = reviewer()
 with transaction() as session:
     categories = list_categories(session, project_id=project.id)
     pairs = review_queue.confusion_pairs(session, project_id=project.id, run_id=project.run_id)
-    overlap = session.scalar(select(Project.overlap_fraction).where(Project.id == project.id))
 queue: QueueFilter = queue_filter_widgets(project, pairs=pairs, categories=categories)
+overlap = project.overlap_fraction
 if overlap:
     # The reviewer's own queue: with double review, it holds the overlap errors waiting for a
     # second reviewer, and never an error they reviewed themselves. (Without an overlap share

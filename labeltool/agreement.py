@@ -114,7 +114,7 @@ def agreement(
     tags = _frame(
         session.connection().execute(
             select(Tag.example_pk, Tag.reviewer, Tag.category_id).where(
-                Tag.example_pk.in_(_shared_examples(project_id=project_id, run_id=run_id)),
+                Tag.example_pk.in_(shared_examples(project_id=project_id, run_id=run_id)),
                 Tag.category_id.in_([pk for pk, *_ in categories]),
             )
         ),
@@ -156,7 +156,7 @@ def why_empty(session: Session, *, project_id: int, run_id: int | None = None) -
         return f"Only one reviewer has reviewed errors of this run: {how}"
     if not session.scalar(
         select(func.count()).select_from(
-            _shared_examples(project_id=project_id, run_id=run_id).subquery()
+            shared_examples(project_id=project_id, run_id=run_id).subquery()
         )
     ):
         return f"No error of this run has been reviewed by two reviewers yet: {how}"
@@ -209,8 +209,9 @@ def cohen_kappa(first: Sequence[int], second: Sequence[int]) -> float | None:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _shared_examples(*, project_id: int, run_id: int | None):
-    """SELECT of the pks of the reviewed sample's examples with two or more Review rows."""
+def shared_examples(*, project_id: int, run_id: int | None):
+    """SELECT of the pks of the reviewed sample's examples with two or more Review rows (the
+    errors agreement, and labeltool.double_review's disagreements, are about)."""
     return (
         select(Review.example_pk)
         .where(Review.example_pk.in_(reviewed_sample_ids(project_id=project_id, run_id=run_id)))
@@ -222,7 +223,7 @@ def _shared_examples(*, project_id: int, run_id: int | None):
 def _shared_reviews(
     session: Session, *, project_id: int, run_id: int | None, created: Sequence
 ) -> pd.DataFrame:
-    """The Review rows of `_shared_examples`: example_pk, reviewer, carried, and `existed`, how
+    """The Review rows of `shared_examples`: example_pk, reviewer, carried, and `existed`, how
     many of the `created` times (the live categories', in order) came at or before the review
     was made (or re-made). Compared in SQL, as the report does, so no timestamp is brought into
     Python: one CASE per category, cheaper than a correlated count of the categories."""
@@ -232,7 +233,7 @@ def _shared_reviews(
     )
     statement = select(
         Review.example_pk, Review.reviewer, Review.carried, existed.label("existed")
-    ).where(Review.example_pk.in_(_shared_examples(project_id=project_id, run_id=run_id)))
+    ).where(Review.example_pk.in_(shared_examples(project_id=project_id, run_id=run_id)))
     # Through the connection: plain rows, without the ORM's per-row work.
     return _frame(
         session.connection().execute(statement), ["example_pk", "reviewer", "carried", "existed"]

@@ -998,7 +998,10 @@ def disagreements_command(
 
 def _disagreement_line(row) -> str:
     decided = f"  decided by {row.lead}: {row.decided or '(none)'}" if row.adjudicated else ""
-    return f"{row.example_id}  {row.label}-as-{row.prediction}  {row.tags}{decided}"
+    from labeltool.models import confusion_pair_name
+
+    pair = confusion_pair_name(row.label, row.prediction)
+    return f"{row.example_id}  {pair}  {row.tags}{decided}"
 
 
 @cli.command("adjudicate")

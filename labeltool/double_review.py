@@ -34,6 +34,7 @@ from sqlalchemy import ColumnElement, Float, cast, delete, func, insert, literal
 from sqlalchemy.orm import Session
 
 from labeltool import audit
+from labeltool.agreement import shared_examples
 from labeltool.config import DEFAULT_SPLIT
 from labeltool.errors import InvalidInput, UnknownCategory, UnknownExample, UnknownProject
 from labeltool.models import (
@@ -45,11 +46,12 @@ from labeltool.models import (
     Review,
     Scope,
     Tag,
+    confusion_pair_name,
     utcnow,
 )
 from labeltool.report_cache import touch
 from labeltool.roles import Role, require
-from labeltool.sample import errors_that_count, reviewed_sample_ids
+from labeltool.sample import errors_that_count
 
 #: The overlap takes shuffle_key modulo this prime: independent of the key's range, which the
 #: eyeball split uses.
@@ -131,7 +133,7 @@ class Disagreement:
 
     @property
     def confusion_pair(self) -> str:
-        return f"{self.label}-as-{self.prediction}"
+        return confusion_pair_name(self.label, self.prediction)
 
 
 #: The columns of `to_frame`, in order (the CLI's CSV and JSON).
@@ -214,8 +216,15 @@ def blind_pks(session: Session, *, project_id: int, pks: Iterable[int]) -> set[i
     )
 
 
-def status(session: Session, *, project_id: int, run_id: int | None = None) -> Status:
-    """The overlap's progress and the disagreements' (see Status)."""
+def status(
+    session: Session,
+    *,
+    project_id: int,
+    run_id: int | None = None,
+    found: list[Disagreement] | None = None,
+) -> Status:
+    """The overlap's progress and the disagreements' (see Status). `found`: the run's
+    disagreements with the adjudicated ones, when the caller has them already."""
     fraction = session.scalar(select(Project.overlap_fraction).where(Project.id == project_id))
     counted = reviewers_of()
     unreviewed = one = done = 0
@@ -228,7 +237,10 @@ def status(session: Session, *, project_id: int, run_id: int | None = None) -> S
             ).where(*errors_that_count(project_id, run_id), in_overlap(project_id))
         ).one()
         unreviewed, one, done = (int(n or 0) for n in row)
-    found = disagreements(session, project_id=project_id, run_id=run_id, include_adjudicated=True)
+    if found is None:
+        found = disagreements(
+            session, project_id=project_id, run_id=run_id, include_adjudicated=True
+        )
     shared = _shared_count(session, project_id=project_id, run_id=run_id)
     return Status(
         fraction=fraction,
@@ -260,7 +272,7 @@ def disagreements(
             )
         )
     }
-    shared = _shared_examples(project_id=project_id, run_id=run_id)
+    shared = shared_examples(project_id=project_id, run_id=run_id)
     reviews: dict[int, dict[str, tuple[datetime, bool]]] = {}
     for pk, who, at, carried in session.execute(
         select(Review.example_pk, Review.reviewer, Review.reviewed_at, Review.carried).where(
@@ -491,18 +503,8 @@ def category_ids_by_name(session: Session, *, project_id: int, names: Iterable[s
 # --- private helpers -------------------------------------------------------------------
 
 
-def _shared_examples(*, project_id: int, run_id: int | None):
-    """SELECT of the pks of the reviewed sample's examples with two or more Review rows."""
-    return (
-        select(Review.example_pk)
-        .where(Review.example_pk.in_(reviewed_sample_ids(project_id=project_id, run_id=run_id)))
-        .group_by(Review.example_pk)
-        .having(func.count() >= REVIEWERS_NEEDED)
-    )
-
-
 def _shared_count(session: Session, *, project_id: int, run_id: int | None) -> int:
-    shared = _shared_examples(project_id=project_id, run_id=run_id).subquery()
+    shared = shared_examples(project_id=project_id, run_id=run_id).subquery()
     return int(session.scalar(select(func.count()).select_from(shared)) or 0)
 
 
